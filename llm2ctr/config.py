@@ -1,0 +1,203 @@
+"""Typed configuration: dataclasses with the paper's defaults, a YAML file, ``key=value`` overrides.
+
+Every stage owns its dataclass (``llm2ctr/<stage>/config.py``); this module composes them into
+one :class:`Config` and does the loading. Unknown keys are errors that name the key and the
+closest valid one, because a silently ignored typo in a training config costs a day of GPU time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llm2ctr.ctr_finetune.config import CtrConfig
+from llm2ctr.data.config import DataConfig
+from llm2ctr.rag.config import RagConfig
+from llm2ctr.student.config import StudentConfig
+from llm2ctr.teacher.config import TeacherConfig
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be applied; the message says what to fix."""
+
+
+@dataclass
+class Config:
+    """The whole pipeline. ``workdir`` holds every stage's artifact directory."""
+
+    workdir: str = "runs/quickstart"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    rag: RagConfig = field(default_factory=RagConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    ctr: CtrConfig = field(default_factory=CtrConfig)
+
+    def stage_dir(self, *parts: str) -> Path:
+        return Path(self.workdir).joinpath(*parts)
+
+
+def _valid_keys(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _resolve_type(owner: type, name: str) -> Any:
+    hints = typing.get_type_hints(owner)
+    return hints[name]
+
+
+def _unknown_key_error(key: str, owner: type, where: str) -> ConfigError:
+    valid = _valid_keys(owner)
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ConfigError(
+        f"{where}: unknown config key '{key}' in section '{owner.__name__}'.{hint} "
+        f"Valid keys: {', '.join(valid)}"
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, or raise a ConfigError that names the key."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value for '{key}'")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [
+                v for v in value.split(",") if v != ""
+            ]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: '{key}' expects a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, key, where) for v in value]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' expects a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+            return False
+        raise ConfigError(f"{where}: '{key}' expects true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' expects an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: '{key}' expects an integer, got {value!r}") from None
+        if not f.is_integer():
+            raise ConfigError(f"{where}: '{key}' expects an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: '{key}' expects a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: '{key}' expects a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _apply_mapping(obj: Any, mapping: dict[str, Any], where: str, prefix: str = "") -> None:
+    for key, value in mapping.items():
+        owner = type(obj)
+        if key not in _valid_keys(owner):
+            raise _unknown_key_error(prefix + key, owner, where)
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: '{prefix + key}' is a section; expected a mapping, got {value!r}")
+            _apply_mapping(current, value, where, prefix + key + ".")
+        else:
+            setattr(obj, key, _coerce(value, _resolve_type(owner, key), prefix + key, where))
+
+
+def apply_override(cfg: Any, dotted: str, raw: str, where: str = "command line") -> None:
+    """Apply one ``a.b.c=value`` override; the value is parsed as YAML (so 1e-4, true, [1,2] work)."""
+    parts = dotted.split(".")
+    obj = cfg
+    for i, part in enumerate(parts):
+        owner = type(obj)
+        if part not in _valid_keys(owner):
+            raise _unknown_key_error(".".join(parts[: i + 1]), owner, where)
+        if i == len(parts) - 1:
+            current = getattr(obj, part)
+            if dataclasses.is_dataclass(current):
+                raise ConfigError(f"{where}: '{dotted}' is a section, not a value; set one of its keys")
+            value = yaml.safe_load(raw) if raw != "" else ""
+            if isinstance(value, (int, float)) and _resolve_type(owner, part) is str:
+                value = raw
+            setattr(obj, part, _coerce(value, _resolve_type(owner, part), dotted, where))
+        else:
+            obj = getattr(obj, part)
+            if not dataclasses.is_dataclass(obj):
+                raise ConfigError(f"{where}: '{'.'.join(parts[: i + 1])}' is a value, not a section")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Build a :class:`Config` from defaults, an optional YAML file, then ``key=value`` overrides."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(data).__name__}")
+        _apply_mapping(cfg, data, str(p))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. student.epochs=3)")
+        key, raw = item.split("=", 1)
+        apply_override(cfg, key.strip(), raw.strip())
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def config_hash(section: Any) -> str:
+    """Stable short hash of a config (section), used to decide whether a stage must re-run."""
+    blob = json.dumps(dataclasses.asdict(section), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

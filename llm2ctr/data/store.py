@@ -1,0 +1,60 @@
+"""Read and write tables as HF ``datasets`` Arrow folders with a manifest, atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pyarrow as pa
+
+from llm2ctr.artifacts import atomic_dir, read_manifest, write_manifest
+from llm2ctr.data.schema import EVENTS_SCHEMA, PAIRS_SCHEMA, conform
+
+_SCHEMAS = {"pairs": PAIRS_SCHEMA, "events": EVENTS_SCHEMA}
+
+
+def save_table(
+    table: pa.Table | datasets.Dataset,
+    directory: str | Path,
+    *,
+    kind: str,
+    stage: str,
+    config: Any = None,
+    inputs: dict[str, str | Path] | None = None,
+    counts: dict[str, int] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Save ``table`` with ``save_to_disk`` into a temp dir, add the manifest, rename into place."""
+    if isinstance(table, pa.Table):
+        if kind in _SCHEMAS:
+            table = conform(table, _SCHEMAS[kind], f"{kind} table for {directory}")
+        ds = datasets.Dataset(table)
+    else:
+        ds = table
+    counts = {"rows": len(ds), **(counts or {})}
+    with atomic_dir(directory) as tmp:
+        ds.save_to_disk(str(tmp))
+        manifest = write_manifest(
+            tmp, kind=kind, stage=stage, config=config, inputs=inputs, counts=counts, **fields
+        )
+    return manifest
+
+
+def load_dataset_dir(directory: str | Path, kind: str) -> datasets.Dataset:
+    """Load a saved table after checking its manifest (kind and schema version)."""
+    read_manifest(directory, kind)
+    return datasets.load_from_disk(str(directory))
+
+
+def load_table(directory: str | Path, kind: str) -> pa.Table:
+    """The whole table as a pyarrow Table (memory-mapped; cheap for large folders)."""
+    return load_dataset_dir(directory, kind).data.table
+
+
+def load_pairs(directory: str | Path) -> pa.Table:
+    return load_table(directory, "pairs")
+
+
+def load_events(directory: str | Path) -> pa.Table:
+    return load_table(directory, "events")

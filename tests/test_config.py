@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+
+from llm2ctr.config import ConfigError, config_hash, load_config
+
+
+def test_defaults_are_paper_values():
+    cfg = load_config()
+    assert cfg.ctr.lr == 1e-4
+    assert cfg.ctr.enc_lr_scale == 0.1
+    assert cfg.ctr.debias_margin == 0.075
+    assert cfg.ctr.debias_ctr_threshold == 0.08
+    assert cfg.student.num_layers == 3
+    assert cfg.data.history.top_users_per_category == 50
+
+
+def test_yaml_then_overrides(tmp_path: Path):
+    f = tmp_path / "c.yaml"
+    f.write_text("workdir: runs/x\nstudent:\n  epochs: 7\n  lr: 0.002\n")
+    cfg = load_config(f, ["student.epochs=9", "data.synth.label_mix=[1,1,1,1]"])
+    assert cfg.workdir == "runs/x"
+    assert cfg.student.epochs == 9
+    assert cfg.student.lr == 0.002
+    assert cfg.data.synth.label_mix == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_unknown_key_names_key_and_closest(tmp_path: Path):
+    f = tmp_path / "c.yaml"
+    f.write_text("student:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'student.epochz'.*Did you mean 'epochs'"):
+        load_config(f)
+    with pytest.raises(ConfigError, match=r"'ctr.lrr'.*Did you mean 'lr'"):
+        load_config(None, ["ctr.lrr=1"])
+
+
+def test_bad_type_names_key():
+    with pytest.raises(ConfigError, match="'student.epochs' expects an integer"):
+        load_config(None, ["student.epochs=three"])
+    with pytest.raises(ConfigError, match="not of the form key=value"):
+        load_config(None, ["student.epochs"])
+
+
+def test_config_hash_changes_with_values():
+    a, b = load_config(), load_config(None, ["student.epochs=99"])
+    assert config_hash(a.student) != config_hash(b.student)
+    assert config_hash(a.data) == config_hash(b.data)
