@@ -31,6 +31,22 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class PipelineConfig:
+    """What ``llm2ctr pipeline run`` does. Stages run in order; an up-to-date stage is skipped."""
+
+    # a user's labelled pairs file (csv/tsv/parquet/jsonl/HF folder); empty = synthetic catalogue
+    pairs_source: str = ""
+    # empty = every stage; otherwise a subset of llm2ctr.pipeline.STAGE_NAMES, in any order
+    stages: list[str] = field(default_factory=list)
+    # re-run stages even when their inputs and config are unchanged
+    force: bool = False
+    # student variants trained for the distillation table (sft+mse is the one the ranker uses)
+    student_variants: list[str] = field(default_factory=lambda: ["sft+mse", "sft", "mse"])
+    # ranker models trained for the report; empty = the ranker stage's default suite
+    ctr_models: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     """The whole pipeline. ``workdir`` holds every stage's artifact directory."""
 
@@ -41,6 +57,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     ctr: CtrConfig = field(default_factory=CtrConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def stage_dir(self, *parts: str) -> Path:
         return Path(self.workdir).joinpath(*parts)

@@ -1,0 +1,230 @@
+"""``llm2ctr pipeline run``: every stage in order, each skipped when nothing it depends on changed.
+
+A stage is up to date when its stamp (``{workdir}/.pipeline/<stage>.json``) records the same
+config hash and the same input content hashes as now, and its outputs still carry the content
+hashes it wrote. Stamps are written only after a stage finished, so a killed pipeline re-runs
+the interrupted stage (which itself resumes where the stage supports it) and skips the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm2ctr.artifacts import ArtifactError, atomic_write_json, hash_files, read_manifest
+from llm2ctr.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def _section(cfg: Config, dotted: str) -> Any:
+    obj: Any = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def _run_synth_or_import(cfg: Config) -> dict:
+    if cfg.pipeline.pairs_source:
+        from llm2ctr.data.ingest import run_import
+
+        return run_import(cfg, cfg.pipeline.pairs_source)
+    from llm2ctr.data.jobs import run_synth
+
+    return run_synth(cfg)
+
+
+def _run_simulate(cfg: Config) -> dict:
+    from llm2ctr.data.jobs import run_simulate
+
+    return run_simulate(cfg)
+
+
+def _run_history(cfg: Config) -> dict:
+    from llm2ctr.data.jobs import run_history
+
+    return run_history(cfg)
+
+
+def _run_rag_index(cfg: Config) -> dict:
+    from llm2ctr.rag.jobs import run_index
+
+    return run_index(cfg)
+
+
+def _run_rag_neighbours(cfg: Config) -> dict:
+    from llm2ctr.rag.jobs import run_neighbours
+
+    return run_neighbours(cfg)
+
+
+def _run_teacher(cfg: Config) -> dict:
+    from llm2ctr.teacher.jobs import run_embed
+
+    return run_embed(cfg)
+
+
+def _run_student_tokenizer(cfg: Config) -> dict:
+    from llm2ctr.student.jobs import run_tokenizer
+
+    return run_tokenizer(cfg)
+
+
+def _run_student_train(cfg: Config) -> dict:
+    from llm2ctr.student.jobs import run_train
+
+    out = {}
+    # the main variant last-written to student/model is the one the ranker uses
+    variants = [v for v in cfg.pipeline.student_variants if v != "sft+mse"] + ["sft+mse"]
+    for variant in variants:
+        out[variant] = run_train(cfg, variant=variant)
+    return out
+
+
+def _run_student_eval(cfg: Config) -> dict:
+    from llm2ctr.student.jobs import run_eval
+
+    return run_eval(cfg)
+
+
+def _run_ctr_train(cfg: Config) -> dict:
+    from llm2ctr.ctr_finetune.jobs import run_train
+
+    return run_train(cfg, models=cfg.pipeline.ctr_models or None)
+
+
+def _run_ctr_report(cfg: Config) -> dict:
+    from llm2ctr.ctr_finetune.jobs import run_report
+
+    return run_report(cfg)
+
+
+def _run_final_report(cfg: Config) -> dict:
+    from llm2ctr.final_report import write_final_report
+
+    return write_final_report(cfg)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Config], dict]
+    sections: tuple[str, ...]  # config sections that change the stage's output
+    inputs: tuple[str, ...]  # artifact directories (relative to workdir) it reads
+    outputs: tuple[str, ...]  # artifact directories it writes (each with a manifest.json)
+    help: str = ""
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("pairs", _run_synth_or_import, ("seed", "data.synth", "data.split", "data.ingest", "pipeline.pairs_source"),
+          (), ("data/pairs",), "synthetic catalogue + labelled pairs, or import of pipeline.pairs_source"),
+    Stage("simulate", _run_simulate, ("seed", "data.simulate"), ("data/pairs",),
+          ("data/events", "data/counterfactual", "data/ground_truth"), "click simulator"),
+    Stage("history", _run_history, ("data.history",), ("data/events",), ("data/history",),
+          "user history and cross-user sequences"),
+    Stage("rag_index", _run_rag_index, ("rag",), ("data/pairs",), ("rag/index",), "embed + faiss index"),
+    Stage("rag_neighbours", _run_rag_neighbours, ("rag",), ("data/pairs", "rag/index"), ("rag/neighbours",),
+          "labelled neighbours and edge cases"),
+    Stage("teacher", _run_teacher, ("teacher",), ("data/pairs", "rag/neighbours"), ("teacher/embeddings",),
+          "teacher embeddings"),
+    Stage("student_tokenizer", _run_student_tokenizer, ("student.vocab_size",), ("data/pairs",),
+          ("student/tokenizer",), "domain tokenizer"),
+    Stage("student_train", _run_student_train, ("student", "pipeline.student_variants"),
+          ("data/pairs", "teacher/embeddings", "student/tokenizer"), ("student/model",),
+          "SFT + MSE distillation (and comparison variants)"),
+    Stage("student_eval", _run_student_eval, ("student",), ("student/model", "teacher/embeddings"),
+          ("student/eval",), "distillation table"),
+    Stage("ctr_train", _run_ctr_train, ("ctr", "pipeline.ctr_models"),
+          ("data/events", "data/counterfactual", "data/history", "student/model"), ("ctr/models",),
+          "PRECTR-V2, baselines and ablations"),
+    Stage("ctr_report", _run_ctr_report, ("ctr",), ("ctr/models", "data/ground_truth"), ("ctr/report",),
+          "ranker report + ground-truth checks"),
+    Stage("report", _run_final_report, (), ("student/eval", "ctr/report"), ("report",),
+          "one report for the whole pipeline"),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def _stamp_path(cfg: Config, stage: Stage) -> Path:
+    return Path(cfg.workdir) / ".pipeline" / f"{stage.name}.json"
+
+
+def _content_hash(workdir: Path, rel: str) -> str | None:
+    """The artifact's manifest hash; for a folder of artifacts (no manifest), a hash of its files."""
+    path = workdir / rel
+    if path.is_dir() and not (path / "manifest.json").exists():
+        return hash_files(path) if any(path.iterdir()) else None
+    try:
+        return read_manifest(path)["content_hash"]
+    except ArtifactError:
+        return None
+
+
+def _config_hash(cfg: Config, stage: Stage) -> str:
+    blob = json.dumps({s: _section(cfg, s) for s in stage.sections}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def stage_state(cfg: Config, stage: Stage) -> tuple[bool, str]:
+    """(up_to_date, reason) for one stage."""
+    workdir = Path(cfg.workdir)
+    stamp_file = _stamp_path(cfg, stage)
+    if not stamp_file.is_file():
+        return False, "never run"
+    stamp = json.loads(stamp_file.read_text())
+    if stamp.get("config_hash") != _config_hash(cfg, stage):
+        return False, "config changed"
+    for rel in stage.inputs:
+        if stamp.get("inputs", {}).get(rel) != _content_hash(workdir, rel):
+            return False, f"input {rel} changed"
+    for rel in stage.outputs:
+        now = _content_hash(workdir, rel)
+        if now is None:
+            return False, f"output {rel} missing"
+        if stamp.get("outputs", {}).get(rel) != now:
+            return False, f"output {rel} modified"
+    return True, "inputs and config unchanged"
+
+
+def run_pipeline(cfg: Config, only: list[str] | None = None, force: bool = False) -> dict[str, Any]:
+    """Run the stages in order; returns {stage: summary | 'skipped'}."""
+    selected = only or cfg.pipeline.stages or list(STAGE_NAMES)
+    unknown = sorted(set(selected) - set(STAGE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown pipeline stage(s) {unknown}; stages are: {', '.join(STAGE_NAMES)}")
+    workdir = Path(cfg.workdir)
+    results: dict[str, Any] = {}
+    t_all = time.perf_counter()
+    for stage in STAGES:
+        if stage.name not in selected:
+            continue
+        fresh, reason = stage_state(cfg, stage)
+        if fresh and not (force or cfg.pipeline.force):
+            print(f"[pipeline] {stage.name:<18} skipped ({reason})", flush=True)
+            results[stage.name] = "skipped"
+            continue
+        print(f"[pipeline] {stage.name:<18} running ({reason}): {stage.help}", flush=True)
+        t0 = time.perf_counter()
+        summary = stage.run(cfg)
+        seconds = time.perf_counter() - t0
+        stamp = {
+            "stage": stage.name,
+            "config_hash": _config_hash(cfg, stage),
+            "inputs": {rel: _content_hash(workdir, rel) for rel in stage.inputs},
+            "outputs": {rel: _content_hash(workdir, rel) for rel in stage.outputs},
+            "seconds": round(seconds, 2),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "summary": summary,
+        }
+        atomic_write_json(_stamp_path(cfg, stage), stamp)
+        print(f"[pipeline] {stage.name:<18} done in {seconds:.1f}s", flush=True)
+        results[stage.name] = summary
+    print(f"[pipeline] finished in {time.perf_counter() - t_all:.1f}s; workdir {workdir}", flush=True)
+    return results
