@@ -150,6 +150,8 @@ STAGES: tuple[Stage, ...] = (
           "one report for the whole pipeline"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
+# outputs that are folders of artifacts (one manifest per member) rather than one artifact
+COLLECTIONS = frozenset({"ctr/models"})
 
 
 def _stamp_path(cfg: Config, stage: Stage) -> Path:
@@ -159,8 +161,8 @@ def _stamp_path(cfg: Config, stage: Stage) -> Path:
 def _content_hash(workdir: Path, rel: str) -> str | None:
     """The artifact's manifest hash; for a folder of artifacts (no manifest), a hash of its files."""
     path = workdir / rel
-    if path.is_dir() and not (path / "manifest.json").exists():
-        return hash_files(path) if any(path.iterdir()) else None
+    if rel in COLLECTIONS:
+        return ("dir:" + hash_files(path)) if path.is_dir() and any(path.iterdir()) else None
     try:
         return read_manifest(path)["content_hash"]
     except ArtifactError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,18 @@ from llm2ctr.artifacts import atomic_dir, read_manifest, write_manifest
 from llm2ctr.data.schema import EVENTS_SCHEMA, PAIRS_SCHEMA, conform
 
 _SCHEMAS = {"pairs": PAIRS_SCHEMA, "events": EVENTS_SCHEMA}
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """``save_to_disk`` draws a progress bar per table; ours are enough."""
+    enabled = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            datasets.utils.logging.enable_progress_bar()
 
 
 def save_table(
@@ -33,7 +47,7 @@ def save_table(
     else:
         ds = table
     counts = {"rows": len(ds), **(counts or {})}
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory) as tmp, _quiet_datasets():
         ds.save_to_disk(str(tmp))
         manifest = write_manifest(
             tmp, kind=kind, stage=stage, config=config, inputs=inputs, counts=counts, **fields

@@ -1,0 +1,167 @@
+"""One report for the whole pipeline: data summary, distillation table + speed ratio, ranker table.
+
+It only gathers what the stages wrote (student/eval, ctr/report, the pipeline's stamps) and adds
+one measurement of its own: student vs teacher encoding speed on the same pairs in the same
+process, because a speed ratio is only meaningful when both sides run on one machine at one time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from llm2ctr.artifacts import atomic_dir, atomic_write_json, atomic_write_text, read_manifest, write_manifest
+from llm2ctr.config import Config
+from llm2ctr.data.store import load_pairs
+
+SPEED_PAIRS = 2000
+
+
+def _stamp_summary(cfg: Config, stage: str) -> dict[str, Any]:
+    path = Path(cfg.workdir) / ".pipeline" / f"{stage}.json"
+    if not path.is_file():
+        return {}
+    stamp = json.loads(path.read_text())
+    return {"seconds": stamp.get("seconds"), "summary": stamp.get("summary")}
+
+
+def _time_it(fn, *args) -> float:
+    fn(*args)  # warm-up (allocations, lazy init)
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def measure_speed(cfg: Config, n: int = SPEED_PAIRS) -> dict[str, Any]:
+    """Pairs/s of the student and of the teacher (hf backend) on the same test pairs, one process."""
+    import torch
+
+    from llm2ctr.student.jobs import load_student
+    from llm2ctr.student.tokenization import encode_pairs
+
+    pairs = load_pairs(cfg.stage_dir("data", "pairs"))
+    test = pairs.filter(pc.equal(pairs.column("split"), "test"))
+    sample = (test if test.num_rows >= n else pairs).slice(0, n)
+    queries, items = sample.column("query").to_pylist(), sample.column("item_text").to_pylist()
+    model, tokenizer = load_student(cfg.stage_dir("student", "model"))
+    bs = 256
+
+    @torch.no_grad()
+    def student_encode() -> None:
+        for s in range(0, len(queries), bs):
+            b = encode_pairs(tokenizer, queries[s : s + bs], items[s : s + bs], cfg.student.max_length)
+            model.encode(b["input_ids"], b["token_type_ids"], b["attention_mask"])
+
+    result: dict[str, Any] = {"pairs": len(queries), "threads": torch.get_num_threads()}
+    result["student_pairs_per_s"] = len(queries) / _time_it(student_encode)
+    if cfg.teacher.backend != "hf":
+        result["teacher_note"] = f"teacher backend '{cfg.teacher.backend}' is not timed here (hf only)"
+        return result
+    from llm2ctr.teacher.backends import make_backend
+
+    backend = make_backend(cfg.teacher)
+    texts = [f"{q} [SEP] {t}" for q, t in zip(queries, items, strict=True)]
+    try:
+        result["teacher_pairs_per_s"] = len(texts) / _time_it(backend.embed, texts)
+    finally:
+        backend.close()
+    result["teacher"] = cfg.teacher.model
+    result["speed_ratio"] = result["student_pairs_per_s"] / result["teacher_pairs_per_s"]
+    result["note"] = (
+        "both encode the bare pair text (query [SEP] item); the teacher's real RAG prompts are "
+        "longer, so the ratio against the deployed teacher is larger"
+    )
+    return result
+
+
+def _distillation_plot(results: list[dict[str, Any]], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = [r["variant"] for r in results]
+    f1 = [r.get("head", {}).get("macro_f1") or r.get("probe", {}).get("macro_f1") or 0.0 for r in results]
+    cos = [r.get("teacher_unseen_queries", {}).get("cosine") or 0.0 for r in results]
+    fig = Figure(figsize=(7, 3.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, f1, 0.4, label="macro-F1 (relevance)")
+    ax.bar(x + 0.2, cos, 0.4, label="cosine to teacher (unseen queries)")
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1)
+    ax.set_title("Student distillation on the held-out split")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_final_report(cfg: Config) -> dict[str, Any]:
+    """Write ``{workdir}/report/`` (report.md, report.json, PNGs) from the stages' artifacts."""
+    student_eval = cfg.stage_dir("student", "eval")
+    ctr_report = cfg.stage_dir("ctr", "report")
+    read_manifest(student_eval, "student_eval")
+    read_manifest(ctr_report, "report")
+    eval_json = json.loads((student_eval / "eval.json").read_text())
+    speed = measure_speed(cfg)
+
+    data = {s: _stamp_summary(cfg, s) for s in ("pairs", "simulate", "history")}
+    lines = [
+        "# llm2ctr pipeline report",
+        "",
+        f"Workdir `{cfg.workdir}`, created {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "## Data",
+        "",
+        "```json",
+        json.dumps({k: v.get("summary") for k, v in data.items()}, indent=1, default=str)[:4000],
+        "```",
+        "",
+        "## Distillation (held-out test split)",
+        "",
+        "![distillation](distillation.png)",
+        "",
+        (student_eval / "eval.md").read_text().split("\n", 2)[-1].strip(),
+        "",
+        "### Speed: student vs teacher (same pairs, same process)",
+        "",
+        "| encoder | pairs/s |",
+        "|---|---:|",
+        f"| student ({cfg.student.num_layers} layers, d={cfg.student.d_model}) | {speed['student_pairs_per_s']:,.0f} |",
+    ]
+    if "teacher_pairs_per_s" in speed:
+        lines += [
+            f"| teacher ({speed['teacher']}) | {speed['teacher_pairs_per_s']:,.0f} |",
+            "",
+            f"Speed ratio: **{speed['speed_ratio']:.1f}×** ({speed['pairs']} pairs, "
+            f"{speed['threads']} torch threads). {speed['note']}.",
+        ]
+    else:
+        lines += ["", speed["teacher_note"]]
+    ranker_md = (ctr_report / "report.md").read_text()
+    ranker_md = "\n".join(("#" + ln) if ln.startswith("#") else ln for ln in ranker_md.splitlines())
+    lines += ["", "## Ranker", "", ranker_md]
+    timings = {
+        p.stem: json.loads(p.read_text()).get("seconds")
+        for p in sorted((Path(cfg.workdir) / ".pipeline").glob("*.json"))
+    }
+    lines += ["", "## Stage timings (last run of each stage, seconds)", "", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in timings.items()]
+
+    out = cfg.stage_dir("report")
+    with atomic_dir(out) as tmp:
+        for png in ctr_report.glob("*.png"):
+            shutil.copy2(png, tmp / png.name)
+        _distillation_plot(eval_json.get("results", []), tmp / "distillation.png")
+        atomic_write_text(tmp / "report.md", "\n".join(lines) + "\n")
+        atomic_write_json(tmp / "report.json", {"data": data, "distillation": eval_json, "speed": speed,
+                                                "stage_seconds": timings})
+        write_manifest(tmp, kind="report", stage="pipeline.report", config=None,
+                       inputs={"student_eval": student_eval, "ctr_report": ctr_report})
+    print(f"[report] {out / 'report.md'}")
+    return {"path": str(out), "speed": speed}
