@@ -7,16 +7,21 @@ from dataclasses import dataclass, field
 
 @dataclass
 class SynthConfig:
-    """Synthetic catalogue and labelled query-item pairs (rule: exact 4, substitute 3, complement 2, irrelevant 1)."""
+    """Synthetic catalogue and labelled query-item pairs (rule: exact 4, substitute 3, complement 2, irrelevant 1).
 
-    n_categories: int = 24
-    items_per_category: int = 400
+    See docs/data-simulator.md for the labelling rule; ``label_mix`` is a target, the rule decides.
+    """
+
+    n_categories: int = 24  # at most the built-in vocabulary's size (llm2ctr.data.synth.CATEGORIES)
+    items_per_category: int = 1000  # enough that narrow queries still have ~10 exact items
     n_queries: int = 4000
-    pairs_per_query: int = 10
+    pairs_per_query: int = 24  # >= simulate.candidates_per_request so each request has a full pool
     # share of pairs at rsl 4, 3, 2, 1 (normalised)
     label_mix: list[float] = field(default_factory=lambda: [0.45, 0.2, 0.15, 0.2])
     # share of pairs left unlabelled (rsl null) -- distillation can still use them
     unlabelled_share: float = 0.0
+    # chance that a query names each attribute: brand, colour, variant (size, storage ...), material, series
+    query_attribute_prob: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.25, 0.15, 0.2])
     seed: int = 0
 
 
@@ -35,6 +40,12 @@ class ImportConfig:
     on_bad_rows: str = "error"  # error | skip
     max_text_chars: int = 2000
     default_category: str = "unknown"
+    # [low, high] of the label scale; empty = 1..4 for integers (0..3 if the data use it), unchecked for continuous
+    label_range: list[float] = field(default_factory=list)
+    # when our column names are absent, try well-known ones (search_term, product_title, relevance, ...)
+    auto_alias: bool = True
+    # where bad rows are listed (csv); empty = next to the output as <out>_rejects.csv
+    rejects: str = ""
 
 
 @dataclass
@@ -45,6 +56,10 @@ class SplitConfig:
     valid_share: float = 0.1
     test_share: float = 0.1
     seed: int = 0
+    # events: the paper trains on 7 days and tests on the next 2 (test = last 2/9 of the time range)
+    event_method: str = "time"  # random | user | request | time
+    event_valid_share: float = 0.0
+    event_test_share: float = 2 / 9
 
 
 @dataclass
@@ -55,17 +70,26 @@ class SimulateConfig:
     n_requests: int = 30000
     days: int = 9  # paper: 7 days train, 2 days test
     test_days: int = 2
+    start_ts: int = 1767225600  # 2026-01-01T00:00:00Z, first second of the log
     # heavy-tailed activity: Pareto shape; smaller = heavier tail, more cold-start users
     activity_alpha: float = 1.2
+    activity_cap: float = 50.0  # activity is clipped here (median user ~0.8): no single user floods the log
     # per-category mean relevance sensitivity and its spread across users
     sensitivity_mean_range: list[float] = field(default_factory=lambda: [0.5, 2.5])
     sensitivity_sd: float = 0.5
     slate_size: int = 10  # items exposed per request
-    candidates_per_request: int = 20  # pool before the exposure filter
+    candidates_per_request: int = 24  # pool before the exposure filter (<= synth.pairs_per_query)
     exposed_rsl4_share: float = 0.8  # paper: ~80% of exposed items are rsl 4
     position_bias_power: float = 0.7  # P(examine | pos) = 1 / pos^power
     target_ctr: float = 0.08  # the platform CTR the paper uses for truncation
     user_topic_affinity: float = 0.6  # share of a user's searches in their favourite categories
+    max_favourite_categories: int = 3  # each user has 1..this many favourite categories
+    # spread (sd on the logit scale) of per-item attractiveness, per-brand effect, per-user bias
+    item_attractiveness_sd: float = 0.5
+    brand_effect_sd: float = 0.3
+    user_bias_sd: float = 0.3
+    # logit change per unit of log-price (centred), by user segment: bargain, casual, premium, enthusiast
+    price_slope_by_segment: list[float] = field(default_factory=lambda: [-0.8, -0.3, 0.3, 0.0])
     seed: int = 0
 
 
@@ -77,6 +101,8 @@ class HistoryConfig:
     top_users_per_category: int = 50  # paper: 50 most active users per category
     cross_user_k: int = 20  # top-k behaviours of those users by query similarity
     similarity: str = "token_overlap"  # token_overlap | embedder (rag stage)
+    behaviour: str = "click"  # click: clicked impressions are behaviours | impression: every impression
+    chunk_requests: int = 4096  # requests scored at once for the cross-user top-k (memory bound)
 
 
 @dataclass
