@@ -2,14 +2,7 @@
 
 __version__ = "0.1.0"
 
+from llm2ctr import _autoregister  # noqa: E402
 
-def _register_auto_classes() -> None:
-    """Make ``AutoModel.from_pretrained(folder)`` work for the student after ``import llm2ctr``."""
-    try:
-        from llm2ctr.student.modeling import register_auto_classes
-    except ImportError:  # student stage not importable (e.g. partial install): nothing to register
-        return
-    register_auto_classes()
-
-
-_register_auto_classes()
+# ``AutoModel.from_pretrained(student_folder)`` works after ``import llm2ctr`` (registered lazily).
+_autoregister.install()
