@@ -59,7 +59,8 @@ def run_guarded(func: Callable[[argparse.Namespace], Any], args: argparse.Namesp
         return 2
     except OSError as exc:
         if exc.errno == 28:  # ENOSPC
-            print(f"llm2ctr: error: disk full while writing {exc.filename or ''}: {exc.strerror}. "
+            where = exc.filename or "(the library did not say which file)"
+            print(f"llm2ctr: error: disk full while writing {where}: {exc.strerror}. "
                   "Nothing half-written was left in place; free space and re-run.", file=sys.stderr)
             return 2
         raise
