@@ -1,9 +1,53 @@
-"""`llm2ctr rag ...` commands."""
+"""`llm2ctr rag ...` commands: build the faiss index of labelled pairs, retrieve neighbours."""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+from llm2ctr.cli.common import add_command, config_from_args
+
+INDEX_HELP = """\
+Embed every pair ("{query} [SEP] {item_text}") with rag.embedder (default: the packaged
+all-MiniLM-L6-v2) and index the labelled training pairs in faiss: exact IndexFlatIP below
+rag.exact_threshold vectors, HNSW or IVF-PQ above it (or rag.index_type=flat|hnsw|ivfpq).
+Approximate indexes get recall@10 against exact search recorded in the manifest.
+Reads {workdir}/data/pairs, writes {workdir}/rag/index. A killed run resumes from its last
+embedded chunk.
+
+example: llm2ctr rag index workdir=runs/demo rag.index_type=hnsw
+"""
+
+NEIGHBOURS_HELP = """\
+For every pair (all splits) retrieve rag.k_neighbours labelled pairs from the training split
+only, plus rag.k_edge_cases relevance edge cases: near training pairs whose rsl differs from the
+neighbours' majority label. Never the pair itself, a pair with the same query and item text, a
+pair of the same query (rag.exclude_same_query), a valid/test pair or an unlabelled one.
+Reads {workdir}/data/pairs and {workdir}/rag/index, writes {workdir}/rag/neighbours.
+
+example: llm2ctr rag neighbours workdir=runs/demo rag.k_neighbours=8
+"""
+
+
+def _index(args: argparse.Namespace) -> int:
+    from llm2ctr.rag.jobs import run_index
+
+    print(json.dumps(run_index(config_from_args(args), args.pairs), indent=2))
+    return 0
+
+
+def _neighbours(args: argparse.Namespace) -> int:
+    from llm2ctr.rag.jobs import run_neighbours
+
+    print(json.dumps(run_neighbours(config_from_args(args), args.pairs, args.index), indent=2))
+    return 0
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
     """Add this group's verbs."""
+    p = add_command(verbs, "index", _index, "embed pairs and build the faiss index", INDEX_HELP)
+    p.add_argument("--pairs", metavar="DIR", help="pairs artifact (default {workdir}/data/pairs)")
+    p = add_command(verbs, "neighbours", _neighbours, "retrieve training neighbours and edge cases",
+                    NEIGHBOURS_HELP)
+    p.add_argument("--pairs", metavar="DIR", help="pairs artifact (default {workdir}/data/pairs)")
+    p.add_argument("--index", metavar="DIR", help="rag index artifact (default {workdir}/rag/index)")
