@@ -10,10 +10,9 @@ from typing import Any
 
 from llm2ctr.artifacts import ArtifactError
 from llm2ctr.config import Config, ConfigError, load_config
+from llm2ctr.errors import UserError
 
-
-class UserError(Exception):
-    """An error the user can fix (bad input, missing artifact); printed without a traceback."""
+__all__ = ["UserError", "add_command", "config_from_args", "run_guarded"]
 
 
 def add_command(
