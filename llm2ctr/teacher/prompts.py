@@ -1,0 +1,114 @@
+"""Versioned, RAG-augmented teacher prompts.
+
+The order is chosen for vLLM prefix caching: the instruction and the target query come first, so
+every pair of one query shares that prefix; retrieved examples (which differ per pair) and the
+target item come last. The target item sits at the very end because the teacher pools the last
+token, and because left truncation (``max_model_len``) then drops examples, never the target.
+Any change to a template is a new template name: its hash goes into the store's manifest so a
+store built from another prompt is never mistaken for this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from llm2ctr.data.schema import RSL_NAMES
+from llm2ctr.teacher.config import TeacherConfig
+
+# name -> (header, example line, edge-case line, target). Never edit one in place: add a new name.
+TEMPLATES: dict[str, dict[str, str]] = {
+    "relevance-v1": {
+        "header": "{instruction}\nQuery: {query}\n",
+        "examples_title": "Similar labelled pairs:\n",
+        "example": "- query: {query} | item: {item} | relevance: {rsl} ({name})\n",
+        "edges_title": "Edge cases (near pairs with a different label):\n",
+        "target": "Item: {item}\nRelevance of the item to the query:",
+    },
+}
+
+NEIGHBOUR_COLUMNS = ("pair_id", "nb_pair_ids", "nb_rsl", "edge_pair_ids", "edge_rsl")
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """Everything that changes the prompt text; its hash identifies the template in manifests."""
+
+    template: str
+    instruction: str
+    use_rag: bool
+    max_examples: int
+    max_edge_cases: int
+
+    @classmethod
+    def from_config(cls, cfg: TeacherConfig) -> PromptSpec:
+        if cfg.template not in TEMPLATES:
+            raise ValueError(f"teacher.template: unknown template {cfg.template!r}; known: {sorted(TEMPLATES)}")
+        return cls(cfg.template, cfg.instruction, cfg.use_rag, cfg.max_examples, cfg.max_edge_cases)
+
+    def template_hash(self) -> str:
+        blob = json.dumps({"spec": self.__dict__, "text": TEMPLATES[self.template]}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _fmt_rsl(r: Any) -> tuple[str, str]:
+    if r is None:
+        return "?", "unknown"
+    return str(int(r)), RSL_NAMES.get(int(r), "unknown")
+
+
+def _neighbour_lookup(neighbours: pa.Table, where: str) -> dict[str, int]:
+    missing = [c for c in NEIGHBOUR_COLUMNS if c not in neighbours.column_names]
+    if missing:
+        raise ValueError(f"{where}: neighbours table lacks column(s) {missing}; present: {neighbours.column_names}")
+    ids = neighbours.column("pair_id").to_pylist()
+    return {pid: i for i, pid in enumerate(ids)}
+
+
+def build_prompts(pairs: pa.Table, spec: PromptSpec, neighbours: pa.Table | None = None,
+                  where: str = "neighbours") -> list[str]:
+    """One prompt per pairs row (same order). Without RAG (or neighbours) only header + target.
+
+    Every neighbour pair_id must exist in ``pairs`` (the retrieval index is built from it); an
+    unknown id is an error naming the row of the neighbours table, never silently skipped.
+    """
+    t = TEMPLATES[spec.template]
+    queries = pairs.column("query").to_pylist()
+    items = pairs.column("item_text").to_pylist()
+    header = t["header"]
+    if not spec.use_rag or neighbours is None:
+        return [header.format(instruction=spec.instruction, query=q) + t["target"].format(item=i)
+                for q, i in zip(queries, items, strict=True)]
+    row_of_pair = {pid: i for i, pid in enumerate(pairs.column("pair_id").to_pylist())}
+    row_of_nb = _neighbour_lookup(neighbours, where)
+    cols = {c: neighbours.column(c).to_pylist() for c in NEIGHBOUR_COLUMNS}
+
+    def lines(ids: Sequence[str] | None, rsls: Sequence[Any] | None, limit: int, nb_row: int, col: str) -> str:
+        out = []
+        for pid, r in zip((ids or [])[:limit], (rsls or [])[:limit], strict=False):
+            j = row_of_pair.get(pid)
+            if j is None:
+                raise ValueError(f"{where}: row {nb_row}, column {col}: pair_id {pid!r} is not in the pairs table")
+            rs, name = _fmt_rsl(r)
+            out.append(t["example"].format(query=queries[j], item=items[j], rsl=rs, name=name))
+        return "".join(out)
+
+    prompts = []
+    for pid, q, item in zip(pairs.column("pair_id").to_pylist(), queries, items, strict=True):
+        text = header.format(instruction=spec.instruction, query=q)
+        k = row_of_nb.get(pid)
+        if k is not None:
+            ex = lines(cols["nb_pair_ids"][k], cols["nb_rsl"][k], spec.max_examples, k, "nb_pair_ids")
+            if ex:
+                text += t["examples_title"] + ex
+            edges = lines(cols["edge_pair_ids"][k], cols["edge_rsl"][k], spec.max_edge_cases, k, "edge_pair_ids")
+            if edges:
+                text += t["edges_title"] + edges
+        prompts.append(text + t["target"].format(item=item))
+    return prompts
+
