@@ -42,6 +42,8 @@ class PipelineConfig:
     force: bool = False
     # student variants trained for the distillation table (sft+mse is the one the ranker uses)
     student_variants: list[str] = field(default_factory=lambda: ["sft+mse", "sft", "mse"])
+    # build unlabelled distillation pairs and embed them with the teacher before student training
+    distill_pairs: bool = False
     # ranker models trained for the report; empty = the ranker stage's default suite
     ctr_models: list[str] = field(default_factory=list)
 

@@ -65,10 +65,33 @@ def _run_rag_neighbours(cfg: Config) -> dict:
     return run_neighbours(cfg)
 
 
+def _run_teacher_adapt(cfg: Config) -> dict:
+    from llm2ctr.teacher.jobs import run_adapt
+
+    return run_adapt(cfg)
+
+
 def _run_teacher(cfg: Config) -> dict:
     from llm2ctr.teacher.jobs import run_embed
 
     return run_embed(cfg)
+
+
+def _run_distill_pairs(cfg: Config) -> dict:
+    from llm2ctr.student.jobs import run_distill_pairs
+
+    return run_distill_pairs(cfg)
+
+
+def _run_teacher_distill(cfg: Config) -> dict:
+    """Teacher embeddings of the unlabelled distillation pairs (no RAG examples: no labels to show)."""
+    from llm2ctr.teacher.jobs import run_embed
+
+    return run_embed(
+        cfg,
+        pairs_dir=cfg.stage_dir("student", "distill_pairs"),
+        out_dir=cfg.stage_dir("teacher", "distill_embeddings"),
+    )
 
 
 def _run_student_tokenizer(cfg: Config) -> dict:
@@ -120,6 +143,7 @@ class Stage:
     inputs: tuple[str, ...]  # artifact directories (relative to workdir) it reads
     outputs: tuple[str, ...]  # artifact directories it writes (each with a manifest.json)
     help: str = ""
+    enabled: Callable[[Config], bool] = lambda cfg: True  # optional stages switch on by config
 
 
 STAGES: tuple[Stage, ...] = (
@@ -132,12 +156,24 @@ STAGES: tuple[Stage, ...] = (
     Stage("rag_index", _run_rag_index, ("rag",), ("data/pairs",), ("rag/index",), "embed + faiss index"),
     Stage("rag_neighbours", _run_rag_neighbours, ("rag",), ("data/pairs", "rag/index"), ("rag/neighbours",),
           "labelled neighbours and edge cases"),
-    Stage("teacher", _run_teacher, ("teacher",), ("data/pairs", "rag/neighbours"), ("teacher/embeddings",),
+    Stage("teacher_adapt", _run_teacher_adapt, ("teacher",), ("data/pairs", "rag/neighbours"),
+          ("teacher/adapter",), "LoRA adaptation of the teacher (teacher.use_adapter=true)",
+          enabled=lambda cfg: cfg.teacher.use_adapter),
+    Stage("teacher", _run_teacher, ("teacher",), ("data/pairs", "rag/neighbours", "teacher/adapter"),
+          ("teacher/embeddings",),
           "teacher embeddings"),
+    Stage("distill_pairs", _run_distill_pairs, ("seed", "student.pairs_near_k", "student.pairs_random_k"),
+          ("data/pairs",), ("student/distill_pairs",),
+          "unlabelled distillation pairs (pipeline.distill_pairs=true)",
+          enabled=lambda cfg: cfg.pipeline.distill_pairs),
+    Stage("teacher_distill", _run_teacher_distill, ("teacher",), ("student/distill_pairs",),
+          ("teacher/distill_embeddings",), "teacher embeddings of the distillation pairs",
+          enabled=lambda cfg: cfg.pipeline.distill_pairs),
     Stage("student_tokenizer", _run_student_tokenizer, ("student.vocab_size",), ("data/pairs",),
           ("student/tokenizer",), "domain tokenizer"),
     Stage("student_train", _run_student_train, ("student", "pipeline.student_variants"),
-          ("data/pairs", "teacher/embeddings", "student/tokenizer"), ("student/model",),
+          ("data/pairs", "teacher/embeddings", "teacher/distill_embeddings", "student/tokenizer"),
+          ("student/model",),
           "SFT + MSE distillation (and comparison variants)"),
     Stage("student_eval", _run_student_eval, ("student",), ("student/model", "teacher/embeddings"),
           ("student/eval",), "distillation table"),
@@ -205,7 +241,7 @@ def run_pipeline(cfg: Config, only: list[str] | None = None, force: bool = False
     results: dict[str, Any] = {}
     t_all = time.perf_counter()
     for stage in STAGES:
-        if stage.name not in selected:
+        if stage.name not in selected or not stage.enabled(cfg):
             continue
         fresh, reason = stage_state(cfg, stage)
         if fresh and not (force or cfg.pipeline.force):
