@@ -1,0 +1,151 @@
+"""Baselines (LR, DNN, Wide&Deep, DIN) and the PRECTR / PRECTR-V2 variants, by name.
+
+Every model takes the same batch and returns at least ``{"logit": [B]}``; PRECTR variants add
+the factored probability, tau, the gate and the RSL logits. All of them see the lexical match
+features (they are cheap and strong), only PRECTR variants see the text encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from llm2ctr.ctr_finetune.attention import TargetAttention
+from llm2ctr.ctr_finetune.features import FeatureSpec
+from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_inputs, mlp
+from llm2ctr.ctr_finetune.prectr import PrectrV2
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a registry name means. ``encoder``: none | frozen | finetune | random (random init, fine-tuned)."""
+
+    name: str
+    kind: str  # lr | dnn | wide_deep | din | prectr
+    encoder: str = "none"
+    use_cross: bool = False
+    debias: bool = False
+    description: str = ""
+
+    @property
+    def uses_text(self) -> bool:
+        return self.encoder != "none"
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        ModelSpec("lr", "lr", description="logistic regression on hashed sparse + numeric + lexical"),
+        ModelSpec("dnn", "dnn", description="MLP on the same inputs"),
+        ModelSpec("wide_deep", "wide_deep", description="Wide&Deep: LR part + MLP"),
+        ModelSpec("din", "din", description="DIN: target attention over the user's clicked-item ids"),
+        ModelSpec("prectr", "prectr", "frozen", False, False, "PRECTR: frozen encoder, own history only, no debias"),
+        ModelSpec("prectr_v2", "prectr", "finetune", True, True, "PRECTR-V2: full model"),
+        ModelSpec("v2_no_coldstart", "prectr", "finetune", False, True, "V2 w/o cross-user (cold-start) mining"),
+        ModelSpec("v2_no_debias", "prectr", "finetune", True, False, "V2 w/o exposure debias"),
+        ModelSpec("v2_random_encoder", "prectr", "random", True, True, "V2 w/o the distilled encoder (random init)"),
+        ModelSpec("v2_frozen", "prectr", "frozen", True, True, "V2 with the distilled encoder frozen"),
+    ]
+}
+DEFAULT_SUITE = list(REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown ranker model {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+class LogisticRegression(nn.Module):
+    def __init__(self, ctx: PairContext, spec: FeatureSpec) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.w_sparse = nn.Embedding(spec.buckets, 1)
+        nn.init.zeros_(self.w_sparse.weight)
+        self.w_dense = nn.Linear(len(spec.numeric_fields) + 1 + ctx.lex_dim, 1)
+        nn.init.zeros_(self.w_dense.weight)  # a convex model: start at the base rate, not at noise
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        s = self.w_sparse(batch["sparse"]).sum((1, 2))
+        return {"logit": s + self.w_dense(dense_inputs(self.ctx, batch)).squeeze(-1)}
+
+
+class DNN(nn.Module):
+    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int], extra: int = 0) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.sparse = SparseEmbedding(spec.buckets, sparse_dim, len(spec.sparse_fields))
+        self.net = mlp(self.sparse.out_dim + len(spec.numeric_fields) + 1 + ctx.lex_dim + extra, hidden, 1)
+
+    def inputs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self.sparse(batch["sparse"]), dense_inputs(self.ctx, batch)], dim=1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"logit": self.net(self.inputs(batch)).squeeze(-1)}
+
+
+class WideDeep(nn.Module):
+    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.wide = LogisticRegression(ctx, spec)
+        self.deep = DNN(ctx, spec, sparse_dim, hidden)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"logit": self.wide(batch)["logit"] + self.deep(batch)["logit"]}
+
+
+class DIN(nn.Module):
+    """Deep Interest Network style: the target item id attends over the history's item ids."""
+
+    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int], attn_dim: int) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.item = nn.Embedding(spec.buckets, attn_dim)
+        nn.init.normal_(self.item.weight, 0.0, 0.01)
+        self.click = nn.Embedding(2, attn_dim)
+        self.att = TargetAttention(attn_dim, attn_dim, attn_dim, attn_dim, 1)
+        self.dnn = DNN(ctx, spec, sparse_dim, hidden, extra=2 * attn_dim)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        codes = self.ctx.item_code
+        target = self.item(codes[batch["pair_idx"]])
+        pidx = batch["hist_pidx"]
+        mask = pidx >= 0
+        hist = self.item(codes[pidx.clamp(min=0)])
+        v = hist + self.click(batch["hist_clicks"].clamp(0, 1))
+        pooled, _ = self.att(target, hist, v, mask)
+        x = torch.cat([self.dnn.inputs(batch), target, pooled], dim=1)
+        return {"logit": self.dnn.net(x).squeeze(-1)}
+
+
+def build_model(
+    spec: ModelSpec,
+    ctx: PairContext,
+    fspec: FeatureSpec,
+    cfg,
+    encoder: nn.Module | None = None,
+) -> nn.Module:
+    """Instantiate ``spec``; ``encoder`` is the student (only for fine-tuned / random variants)."""
+    if spec.kind == "lr":
+        return LogisticRegression(ctx, fspec)
+    if spec.kind == "dnn":
+        return DNN(ctx, fspec, cfg.sparse_dim, list(cfg.hidden_dims))
+    if spec.kind == "wide_deep":
+        return WideDeep(ctx, fspec, cfg.sparse_dim, list(cfg.hidden_dims))
+    if spec.kind == "din":
+        return DIN(ctx, fspec, cfg.sparse_dim, list(cfg.hidden_dims), cfg.attn_dim)
+    if spec.kind == "prectr":
+        live = spec.encoder in ("finetune", "random") and not cfg.freeze_encoder
+        return PrectrV2(
+            ctx,
+            fspec,
+            cfg.sparse_dim,
+            list(cfg.hidden_dims),
+            cfg.attn_dim,
+            cfg.attn_heads,
+            use_cross=spec.use_cross,
+            encoder=encoder if live else None,
+        )
+    raise ValueError(f"model {spec.name}: unknown kind {spec.kind!r}")

@@ -1,0 +1,158 @@
+"""PRECTR-V2: factored click probability, cold-start preference mining, MoE incentive.
+
+Final score (why this formula): the article's sample code multiplies tau by P(click), which goes
+negative when tau < 0 and is no probability, so PCOC and logloss are meaningless. We add tau in
+log-odds space instead::
+
+    score = sigmoid(logit(P(click|x)) + tau),   P(click|x) = sum_i P(click|rsl=i,x) P(rsl=i|x)
+
+It is in (0, 1) for any tau, equals P when tau = 0, is monotone in both P and tau (a positive
+incentive always raises the score), and trains with the numerically stable BCE-with-logits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from llm2ctr.ctr_finetune.attention import TargetAttention
+from llm2ctr.ctr_finetune.base import BaseModule
+from llm2ctr.ctr_finetune.features import FeatureSpec
+from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_inputs
+from llm2ctr.ctr_finetune.moe import MoEIncentive
+from llm2ctr.ctr_finetune.rsl import RslModule, factored_probability
+
+EPS = 1e-6
+
+
+def final_logit(p: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """logit(P) + tau; sigmoid of it is the final score (in (0,1), = P when tau = 0)."""
+    p = p.clamp(EPS, 1 - EPS)
+    return torch.log(p) - torch.log1p(-p) + tau
+
+
+class SequenceEncoder(nn.Module):
+    """Builds K and V for a behaviour sequence from cached pair/query embeddings."""
+
+    def __init__(self, text_dim: int, extra: int = 8) -> None:
+        super().__init__()
+        self.click = nn.Embedding(2, extra)
+        self.level = nn.Embedding(5, extra)
+        self.v_dim = text_dim + extra
+
+    def forward(self, ctx: PairContext, pidx: torch.Tensor, clicks: torch.Tensor, rsl: torch.Tensor):
+        mask = pidx >= 0
+        p = pidx.clamp(min=0)
+        k = ctx.query_emb[ctx.pair_query[p]]
+        v = torch.cat([ctx.pair_emb[p], self.click(clicks.clamp(0, 1)) + self.level(rsl.clamp(0, 4))], dim=-1)
+        return k, v, mask
+
+
+class PrectrV2(nn.Module):
+    """The full ranker. ``use_cross`` off = no cold-start mining (r_cate = 0); ``encoder`` None = frozen
+    (r_target read from the cache); otherwise the encoder runs on the target pair with gradients."""
+
+    def __init__(
+        self,
+        ctx: PairContext,
+        spec: FeatureSpec,
+        sparse_dim: int,
+        hidden: list[int],
+        attn_dim: int,
+        attn_heads: int,
+        use_cross: bool = True,
+        use_moe: bool = True,
+        encoder: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.encoder = encoder
+        self.encoder_live = encoder is not None  # the trainer may start with the cache (unfreeze later)
+        self._tuned: torch.Tensor | None = None
+        self.use_cross, self.use_moe = use_cross, use_moe
+        d = ctx.text_dim
+        self.sparse = SparseEmbedding(spec.buckets, sparse_dim, len(spec.sparse_fields))
+        self.seq = SequenceEncoder(d)
+        self.att_user = TargetAttention(d, d, self.seq.v_dim, attn_dim, attn_heads)
+        self.att_cate = TargetAttention(d, d, self.seq.v_dim, attn_dim, attn_heads)
+        self.sim_scale = nn.Parameter(torch.ones(()))
+        n_dense = len(spec.numeric_fields) + 1 + ctx.lex_dim
+        self.target_proj = nn.Linear(d, attn_dim)
+        d_base = self.sparse.out_dim + n_dense + 3 * attn_dim
+        self.base = BaseModule(d_base, hidden)
+        self.rsl = RslModule(d + ctx.lex_dim, hidden[-1])
+        self.moe = MoEIncentive(attn_dim, 3 * attn_dim, hidden[-1])
+
+    def target_repr(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """r_target [B, d]: live encoder (each distinct pair once per batch) or the cache."""
+        idx = batch["pair_idx"]
+        if self.encoder is None or not self.encoder_live:
+            return self.ctx.pair_emb[idx]
+        if not self.training and self._tuned is not None:
+            return self._tuned[idx]
+        uniq, inv = torch.unique(idx, return_inverse=True)
+        mask = self.ctx.tok_attention_mask[uniq]
+        width = int(mask.sum(1).max().item()) or 1
+        emb = self.encoder.encode(
+            input_ids=self.ctx.tok_input_ids[uniq, :width].long(),
+            token_type_ids=self.ctx.tok_token_type_ids[uniq, :width].long(),
+            attention_mask=mask[:, :width].long(),
+        )
+        return emb[inv]
+
+    @torch.no_grad()
+    def cache_targets(self, batch_size: int = 512) -> None:
+        """Encode every pair once with the (fine-tuned) encoder for inference instead of once per
+        impression. Cleared by ``train()``."""
+        if self.encoder is None:
+            return
+        from llm2ctr.ctr_finetune.text import encode_all
+
+        toks = {k: getattr(self.ctx, f"tok_{k}") for k in ("input_ids", "token_type_ids", "attention_mask")}
+        self._tuned = encode_all(self.encoder, toks, batch_size, "encode pairs (fine-tuned)")
+
+    def train(self, mode: bool = True) -> PrectrV2:
+        """The encoder stays in eval mode (no dropout): every step is a function of the seed."""
+        super().train(mode)
+        if mode:
+            self._tuned = None
+        if self.encoder is not None:
+            self.encoder.eval()
+        return self
+
+    def parts(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Everything the heads need; debias perturbs r_target here and re-runs :meth:`heads`."""
+        ctx = self.ctx
+        q = ctx.query_emb[ctx.pair_query[batch["pair_idx"]]]
+        k, v, m = self.seq(ctx, batch["hist_pidx"], batch["hist_clicks"], batch["hist_rsl"])
+        r_user, _ = self.att_user(q, k, v, m)
+        if self.use_cross:
+            k, v, m = self.seq(ctx, batch["cross_pidx"], batch["cross_clicks"], batch["cross_rsl"])
+            r_cate, _ = self.att_cate(q, k, v, m, bias=self.sim_scale * batch["cross_sim"])
+        else:
+            r_cate = torch.zeros_like(r_user)
+        wide = torch.cat([self.sparse(batch["sparse"]), dense_inputs(ctx, batch)], dim=1)
+        return {
+            "wide": wide,
+            "lex": ctx.lexical[batch["pair_idx"]],
+            "r_target": self.target_repr(batch),
+            "r_user": r_user,
+            "r_cate": r_cate,
+        }
+
+    def heads(self, parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        t = self.target_proj(parts["r_target"])
+        base_logits = self.base(torch.cat([parts["wide"], t, parts["r_user"], parts["r_cate"]], dim=1))
+        rsl_logits = self.rsl(torch.cat([parts["r_target"], parts["lex"]], dim=1))
+        p = factored_probability(base_logits, rsl_logits)
+        if self.use_moe:
+            tau, gate = self.moe(parts["r_user"], torch.cat([parts["r_user"], parts["r_cate"], t], dim=1))
+        else:
+            tau, gate = torch.zeros_like(p), torch.zeros((p.shape[0], 2), device=p.device)
+        return {"logit": final_logit(p, tau), "p_factored": p, "tau": tau, "gate": gate, "rsl_logits": rsl_logits}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        parts = self.parts(batch)
+        out = self.heads(parts)
+        out["_parts"] = parts  # type: ignore[assignment]
+        return out

@@ -1,0 +1,162 @@
+"""Build (once) the ranker's feature files and text caches from the data and student artifacts.
+
+``{workdir}/ctr/features/``: ``train.arrow`` (rows in a seeded random order), ``valid.arrow`` (the
+last ``valid_share`` of the training window by time: temperature scaling and nothing else),
+``test.arrow`` (exposed test impressions), ``cf_test.arrow`` (the counterfactual all-candidates
+set's test requests), ``spec.json`` and ``text_<source>.safetensors`` caches. A manifest with input
+hashes makes a re-run skip the work when nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from safetensors.torch import load_file, save_file
+
+from llm2ctr.artifacts import atomic_dir, is_up_to_date, read_manifest, write_manifest
+from llm2ctr.ctr_finetune.features import (
+    FeatureReader,
+    FeatureSpec,
+    HistoryIndex,
+    PairFeatures,
+    build_pair_features,
+    make_spec,
+    write_features,
+)
+from llm2ctr.ctr_finetune.inputs import PairContext
+from llm2ctr.data.store import load_pairs, load_table
+
+log = logging.getLogger(__name__)
+SETS = ("train", "valid", "test", "cf_test")
+
+
+@dataclass
+class Prepared:
+    directory: Path
+    spec: FeatureSpec
+    pairs: PairFeatures
+    counts: dict[str, int]
+
+    def reader(self, name: str) -> FeatureReader:
+        return FeatureReader(self.directory / f"{name}.arrow")
+
+    def has(self, name: str) -> bool:
+        return (self.directory / f"{name}.arrow").is_file()
+
+
+def data_inputs(cfg) -> dict[str, Path]:
+    d = cfg.stage_dir("data")
+    inputs = {"pairs": d / "pairs", "events": d / "events", "history": d / "history"}
+    for name in ("pairs", "events", "history"):
+        read_manifest(inputs[name])  # clear error naming the missing artifact
+    if (d / "counterfactual" / "manifest.json").is_file():
+        inputs["counterfactual"] = d / "counterfactual"
+    return inputs
+
+
+def _feature_config(cfg) -> dict:
+    c = cfg.ctr
+    return {
+        "hash_buckets": c.hash_buckets, "position_feature": c.position_feature, "shard_rows": c.shard_rows,
+        "valid_share": c.valid_share, "seed": c.seed, "bm25": [c.bm25_k1, c.bm25_b],
+        "hist_len": cfg.data.history.max_user_history, "cross_len": cfg.data.history.cross_user_k,
+    }
+
+
+def _split_mask(table: pa.Table, value: str, where: str) -> np.ndarray:
+    if "split" not in table.column_names:
+        raise ValueError(f"{where}: column 'split' is missing; expected train/test per row (data simulate writes it)")
+    return pc.equal(table.column("split"), value).to_numpy(zero_copy_only=False)
+
+
+def prepare(cfg, force: bool = False) -> Prepared:
+    """Write the feature files unless an up-to-date set exists; return a handle to them."""
+    inputs = data_inputs(cfg)
+    out = cfg.stage_dir("ctr", "features")
+    fcfg = _feature_config(cfg)
+    pairs_tab = load_pairs(inputs["pairs"])
+    pairs = build_pair_features(pairs_tab, cfg.ctr.hash_buckets, cfg.ctr.bm25_k1, cfg.ctr.bm25_b)
+    if not force and is_up_to_date(out, "ranker", fcfg, inputs):
+        m = read_manifest(out, "ranker")
+        return Prepared(out, FeatureSpec.from_json((out / "spec.json").read_text()), pairs, m["counts"])
+    events = load_table(inputs["events"], "events")
+    history = load_table(inputs["history"], "history")
+    hist = HistoryIndex(history, pairs, str(inputs["history"]))
+    where = str(inputs["events"])
+    train_mask = _split_mask(events, "train", where)
+    test_mask = _split_mask(events, "test", where)
+    ts = events.column("ts").to_numpy()
+    train_idx = np.flatnonzero(train_mask)
+    if train_idx.size == 0 or not test_mask.any():
+        raise ValueError(f"{where}: need rows with split=train and split=test; got {train_idx.size} train, {int(test_mask.sum())} test")
+    cut = np.quantile(ts[train_idx], 1.0 - cfg.ctr.valid_share) if cfg.ctr.valid_share > 0 else np.inf
+    valid_idx = train_idx[ts[train_idx] >= cut]
+    fit_idx = train_idx[ts[train_idx] < cut]
+    spec = make_spec(events.take(pa.array(fit_idx)), cfg.ctr.hash_buckets, fcfg["hist_len"], fcfg["cross_len"], cfg.ctr.position_feature)
+    rng = np.random.default_rng(cfg.ctr.seed)
+    counts: dict[str, int] = {}
+    with atomic_dir(out) as tmp:
+        sr = cfg.ctr.shard_rows
+        counts["train"] = write_features(tmp / "train.arrow", events, spec, pairs, hist, sr, rng.permutation(fit_idx), where)
+        counts["valid"] = write_features(tmp / "valid.arrow", events, spec, pairs, hist, sr, valid_idx, where)
+        counts["test"] = write_features(tmp / "test.arrow", events, spec, pairs, hist, sr, np.flatnonzero(test_mask), where)
+        if "counterfactual" in inputs:
+            cf = load_table(inputs["counterfactual"], "events")
+            cf_where = str(inputs["counterfactual"])
+            cf_idx = np.flatnonzero(_split_mask(cf, "test", cf_where))
+            counts["cf_test"] = write_features(tmp / "cf_test.arrow", cf, spec, pairs, hist, sr, cf_idx, cf_where)
+        (tmp / "spec.json").write_text(spec.to_json())
+        write_manifest(tmp, kind="ranker", stage="ctr_finetune", config=fcfg, inputs=inputs, counts=counts, role="features")
+    log.info("ranker features: %s", counts)
+    return Prepared(out, spec, pairs, counts)
+
+
+def student_dir(cfg) -> Path:
+    return cfg.stage_dir("student", "model")
+
+
+def text_cache(cfg, prepared: Prepared, source: str) -> dict[str, torch.Tensor]:
+    """Tokens + cached embeddings of every pair and query from the student (``source`` = distilled
+    or random); computed once per student version and stored next to the features."""
+    from llm2ctr.ctr_finetune.text import load_student, text_tensors
+
+    folder = student_dir(cfg)
+    m = read_manifest(folder)
+    key = f"{m['content_hash'][:16]}-{cfg.ctr.text_max_length}-{cfg.ctr.seed}-{prepared.pairs.n}"
+    path = prepared.directory / f"text_{source}.safetensors"
+    if path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as fh:
+            if (fh.metadata() or {}).get("key") == key:
+                return load_file(str(path))
+    model, tok = load_student(folder, random_init=(source == "random"), seed=cfg.ctr.seed)
+    tensors = text_tensors(model, tok, prepared.pairs, cfg.ctr.text_max_length, cfg.ctr.encode_batch_size)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"key": key})
+    tmp.replace(path)
+    return tensors
+
+
+def make_context(prepared: Prepared, text: dict[str, torch.Tensor] | None, text_dim: int = 8) -> PairContext:
+    """Per-pair buffers for the models; without text, zero placeholders (never read by baselines)."""
+    p = prepared.pairs
+    tensors = {
+        "lexical": torch.from_numpy(p.lexical),
+        "pair_query": torch.from_numpy(p.query_index),
+        "item_code": torch.from_numpy(p.item_code),
+    }
+    if text is None:
+        tensors["pair_emb"] = torch.zeros((p.n, text_dim))
+        tensors["query_emb"] = torch.zeros((len(p.unique_queries), text_dim))
+    else:
+        tensors.update(text)
+    return PairContext(tensors)
+
+

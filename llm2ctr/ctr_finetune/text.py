@@ -1,0 +1,76 @@
+"""The student encoder inside the ranker: loading, pre-tokenising pairs, cached embeddings.
+
+Pairs are tokenised once into fixed [P, L] id tensors, so the encoder-in-the-loop path only
+gathers rows per batch. The cache holds the *initial* encoder's pair and query-only embeddings:
+frozen variants read r_target from it (no encoder forward at all), and every variant reads the
+history / cross-user sequences from it (re-encoding 2x20 behaviours per impression per step
+would cost ~40x the target pair; documented in docs/ranker.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from llm2ctr.ctr_finetune.features import PairFeatures
+
+
+def load_student(folder: str | Path, random_init: bool = False, seed: int = 0):
+    """(model, tokenizer) from a student folder; ``random_init`` keeps the config, drops weights."""
+    from transformers import AutoTokenizer
+
+    from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
+
+    folder = Path(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    if random_init:
+        config = LightweightEncoderConfig.from_pretrained(str(folder))
+        torch.manual_seed(seed)
+        model = LightweightEncoderModel(config)
+    else:
+        model = LightweightEncoderModel.from_pretrained(str(folder))
+    return model, tokenizer
+
+
+def tokenize_pairs(tokenizer, queries: list[str], items: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """All pairs as padded [P, L] tensors (int32 ids keep memory down), in chunks."""
+    from llm2ctr.student.tokenization import encode_pairs
+
+    out: dict[str, list[torch.Tensor]] = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
+    step = 8192
+    for s in range(0, len(queries), step):
+        enc = encode_pairs(tokenizer, queries[s : s + step], items[s : s + step], max_length)
+        for k in out:
+            t = enc[k]
+            pad = max_length - t.shape[1]
+            out[k].append(torch.nn.functional.pad(t, (0, pad)).to(torch.int32))
+    return {k: torch.cat(v) if v else torch.zeros((0, max_length), dtype=torch.int32) for k, v in out.items()}
+
+
+@torch.no_grad()
+def encode_all(model, tokens: dict[str, torch.Tensor], batch_size: int, desc: str) -> torch.Tensor:
+    """Pooled embeddings [N, d] for pre-tokenised inputs (eval mode, no grad, tqdm)."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    n = tokens["input_ids"].shape[0]
+    for s in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=n < 4 * batch_size):
+        sl = {k: v[s : s + batch_size].long() for k, v in tokens.items()}
+        width = int(sl["attention_mask"].sum(1).max().item()) or 1
+        sl = {k: v[:, :width] for k, v in sl.items()}
+        outs.append(model.encode(**sl).float())
+    model.train(was_training)
+    return torch.cat(outs) if outs else torch.zeros((0, model.config.d_model))
+
+
+def text_tensors(model, tokenizer, pairs: PairFeatures, max_length: int, batch_size: int) -> dict[str, torch.Tensor]:
+    """Tokens of every pair plus cached pair and query-only embeddings from ``model``."""
+    pair_tok = tokenize_pairs(tokenizer, pairs.queries, pairs.item_texts, max_length)
+    query_tok = tokenize_pairs(tokenizer, pairs.unique_queries, [""] * len(pairs.unique_queries), max_length)
+    return {
+        **{f"tok_{k}": v for k, v in pair_tok.items()},
+        "pair_emb": encode_all(model, pair_tok, batch_size, "encode pairs"),
+        "query_emb": encode_all(model, query_tok, batch_size, "encode queries"),
+    }
