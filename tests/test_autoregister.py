@@ -20,3 +20,8 @@ def test_automodel_knows_the_student_after_import_llm2ctr():
             "print(type(m).__name__)"
         )
         assert _run(code).strip().endswith("LightweightEncoderModel")
+
+
+def test_cli_help_does_not_import_torch():
+    code = "import sys\nfrom llm2ctr.cli import build_parser\nbuild_parser()\nprint('torch' in sys.modules)"
+    assert _run(code).strip() == "False"

@@ -58,7 +58,7 @@ def _push(args: argparse.Namespace) -> int:
 
 def register(verbs: argparse._SubParsersAction) -> None:
     """Add this group's verbs."""
-    from llm2ctr.ctr_finetune.baselines import REGISTRY
+    from llm2ctr.ctr_finetune.registry import REGISTRY
 
     names = ", ".join(REGISTRY)
     p = add_command(
