@@ -1,0 +1,279 @@
+"""Student stage entry points (the CLI verbs and ``llm2ctr pipeline run`` call these).
+
+Paths under ``cfg.workdir``: data/pairs -> student/tokenizer; data/pairs (+ data/catalogue) ->
+student/distill_pairs; pairs + distill pairs + teacher stores -> student/model (variant sft+mse)
+or student/variants/<sft|mse>; all of them -> student/eval; student/model -> student/export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from llm2ctr.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_text,
+    read_manifest,
+    write_manifest,
+)
+from llm2ctr.config import Config
+from llm2ctr.data.store import load_pairs, load_table, save_table
+from llm2ctr.student.data import PairArrays, concat, load_teacher_stores, tokenize_table
+from llm2ctr.student.losses import VARIANTS
+
+log = logging.getLogger(__name__)
+STAGE = "student"
+
+
+def _variant_dir(cfg: Config, variant: str) -> Path:
+    if variant == "sft+mse":
+        return cfg.stage_dir("student", "model")
+    return cfg.stage_dir("student", "variants", variant.replace("+", "_"))
+
+
+def teacher_dirs(cfg: Config) -> list[Path]:
+    """Configured stores, or the default store plus the distillation-pairs store when present."""
+    if cfg.student.teacher_dirs:
+        return [Path(d) for d in cfg.student.teacher_dirs]
+    dirs = [cfg.stage_dir("teacher", "embeddings")]
+    extra = cfg.stage_dir("teacher", "distill_embeddings")
+    if (extra / "manifest.json").is_file():
+        dirs.append(extra)
+    return dirs
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    read_manifest(path)
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def run_tokenizer(cfg: Config) -> dict[str, Any]:
+    """Train the domain WordPiece on queries and item texts of data/pairs."""
+    from llm2ctr.student.tokenization import train_tokenizer
+
+    pairs_dir = cfg.stage_dir("data", "pairs")
+    pairs = load_pairs(pairs_dir)
+    texts = sorted(set(pairs.column("query").to_pylist()) | set(pairs.column("item_text").to_pylist()))
+    out = cfg.stage_dir("student", "tokenizer")
+    with atomic_dir(out) as tmp:
+        tok = train_tokenizer(texts, cfg.student.vocab_size, tmp)
+        write_manifest(tmp, kind="student_tokenizer", stage=STAGE, config=cfg.student,
+                       inputs={"pairs": pairs_dir}, counts={"texts": len(texts), "vocab": len(tok)})
+    return {"path": str(out), "texts": len(texts), "vocab_size": len(tok)}
+
+
+def run_distill_pairs(cfg: Config) -> dict[str, Any]:
+    """Build unlabelled distillation pairs (embed them with ``llm2ctr teacher embed``)."""
+    from llm2ctr.student.distill_pairs import build_distill_pairs, catalogue_from_pairs
+
+    pairs_dir = cfg.stage_dir("data", "pairs")
+    pairs = load_pairs(pairs_dir)
+    inputs: dict[str, Path] = {"pairs": pairs_dir}
+    cat_dir = cfg.stage_dir("data", "catalogue")
+    if (cat_dir / "manifest.json").is_file():
+        catalogue = load_table(cat_dir, "catalogue")
+        if "item_text" not in catalogue.column_names and "title" in catalogue.column_names:
+            catalogue = catalogue.append_column("item_text", catalogue.column("title"))
+        missing = [c for c in ("item_id", "item_text") if c not in catalogue.column_names]
+        if missing:
+            raise ArtifactError(f"{cat_dir}: catalogue lacks column(s) {missing} (item_text or title expected); "
+                                f"has {catalogue.column_names}")
+        ids = catalogue.column("item_id").to_numpy(zero_copy_only=False)
+        _, first = np.unique(ids, return_index=True)
+        catalogue = catalogue.take(pa.array(np.sort(first)))
+        inputs["catalogue"] = cat_dir
+    else:
+        catalogue = catalogue_from_pairs(pairs)
+    table, counts = build_distill_pairs(pairs, catalogue, cfg.student.pairs_near_k, cfg.student.pairs_random_k, cfg.seed)
+    out = cfg.stage_dir("student", "distill_pairs")
+    save_table(table, out, kind="pairs", stage=STAGE, config=cfg.student, inputs=inputs, counts=counts)
+    log.info("distillation pairs: %s -> %s", counts, out)
+    return {"path": str(out), **counts}
+
+
+def _teacher_info(dirs: list[Path]) -> str:
+    try:
+        m = read_manifest(dirs[0])
+    except ArtifactError:
+        return "unknown"
+    for key in ("model_id", "model", "teacher_model"):
+        if m.get(key):
+            return f"{m[key]} (dim {m.get('dim')})"
+    cfgm = m.get("config") or {}
+    for key in ("model_id", "model", "model_name_or_path"):
+        if isinstance(cfgm, dict) and cfgm.get(key):
+            return f"{cfgm[key]} (dim {m.get('dim')})"
+    return f"store {dirs[0]} (dim {m.get('dim')})"
+
+
+def load_training_data(cfg: Config, tokenizer) -> tuple[PairArrays, dict[str, int], int]:
+    """All pairs (+ distillation pairs) tokenized and joined with teacher vectors; counts; teacher dim."""
+    sc = cfg.student
+    pairs_dir = cfg.stage_dir("data", "pairs")
+    dirs = [d for d in teacher_dirs(cfg) if (d / "manifest.json").is_file() or cfg.student.teacher_dirs]
+    keys, vecs = load_teacher_stores(dirs) if dirs else ([], np.zeros((0, 0), np.float32))
+    parts = [tokenize_table(tokenizer, load_pairs(pairs_dir), sc.max_length, keys, vecs, str(pairs_dir))]
+    counts = {"pairs": len(parts[0]), "pairs_labelled": int((parts[0].labels >= 0).sum()),
+              "pairs_without_teacher": int((~parts[0].has_teacher).sum())}
+    dp_dir = cfg.stage_dir("student", "distill_pairs")
+    if sc.use_distill_pairs and (dp_dir / "manifest.json").is_file():
+        dp = load_pairs(dp_dir)
+        if sc.max_distill_pairs and dp.num_rows > sc.max_distill_pairs:
+            pick = np.sort(np.random.default_rng(sc.seed).choice(dp.num_rows, sc.max_distill_pairs, replace=False))
+            dp = dp.take(pa.array(pick))
+        d = tokenize_table(tokenizer, dp, sc.max_length, keys, vecs, str(dp_dir))
+        counts.update(distill_pairs=len(d), distill_pairs_without_teacher=int((~d.has_teacher).sum()))
+        parts.append(d)
+    data = concat(parts)
+    if counts["pairs_without_teacher"] or counts.get("distill_pairs_without_teacher"):
+        log.warning("pairs without a teacher embedding (they get no distillation term): %s; stores: %s",
+                    {k: v for k, v in counts.items() if "without" in k}, [str(d) for d in dirs])
+    return data, counts, int(vecs.shape[1]) if len(keys) else 0
+
+
+def _rows_for_variant(data: PairArrays, variant: str) -> np.ndarray:
+    """Rows that feed the variant's loss: labelled for SFT, with a teacher vector for distillation."""
+    lab, t = data.labels >= 0, data.has_teacher
+    return {"sft": lab, "mse": t, "sft+mse": lab | t}[variant]
+
+
+def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None = None,
+              max_steps: int | None = None) -> dict[str, Any]:
+    """Train one student variant and save it as a HF folder (+ tokenizer, model card, manifest)."""
+    from llm2ctr.student.card import model_card
+    from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
+    from llm2ctr.student.trainer import StudentTrainer, evaluate_loss
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r}: expected one of {VARIANTS}")
+    sc = cfg.student
+    tok_dir = cfg.stage_dir("student", "tokenizer")
+    tokenizer = load_tokenizer(tok_dir)
+    data, counts, tdim = load_training_data(cfg, tokenizer)
+    if variant != "sft" and not tdim:
+        raise ArtifactError(f"variant {variant} needs teacher embeddings; none found in {teacher_dirs(cfg)}")
+    use = _rows_for_variant(data, variant)
+    counts["rows_unused_by_variant"] = int((~use).sum())
+    train = data.subset(use & (data.splits == "train"))
+    valid = data.subset(use & (data.splits == "valid"))
+    counts.update(train_rows=len(train), valid_rows=len(valid))
+    if not len(train):
+        raise ArtifactError(f"{cfg.stage_dir('data', 'pairs')}: no training rows for variant {variant} (counts {counts})")
+    torch.manual_seed(sc.seed)
+    mcfg = LightweightEncoderConfig(
+        vocab_size=len(tokenizer), d_model=sc.d_model, num_layers=sc.num_layers, num_heads=sc.num_heads,
+        ffn_dim=sc.ffn_dim, max_position_embeddings=max(sc.max_length, 8), dropout=sc.dropout,
+        pooling=sc.pooling, teacher_dim=tdim or 384, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LightweightEncoderModel(mcfg)
+    run_dir = cfg.stage_dir("student", "runs", variant.replace("+", "_"))
+    trainer = StudentTrainer(model, train, valid, sc, variant, run_dir)
+    summary = trainer.train(max_steps=max_steps)
+    model = trainer.raw_model
+    if len(valid):
+        summary["valid_metrics"] = evaluate_loss(trainer.eval_loss_fn, valid, sc.batch_size * 2, trainer.acc.device)
+    out = Path(out_dir) if out_dir else _variant_dir(cfg, variant)
+    dirs = teacher_dirs(cfg)
+    summary.update(counts=counts, n_params=sum(p.numel() for p in model.parameters()),
+                   model_config=mcfg.to_dict(), mse_weight=sc.mse_weight, distill_loss=sc.distill_loss,
+                   teacher=_teacher_info(dirs), path=str(out))
+    if not trainer.acc.is_main_process:
+        return summary
+    inputs = {"pairs": cfg.stage_dir("data", "pairs"), "tokenizer": tok_dir}
+    inputs.update({f"teacher_{i}": d for i, d in enumerate(dirs) if (d / "manifest.json").is_file()})
+    with atomic_dir(out) as tmp:
+        model.to("cpu").save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_text(tmp / "README.md", model_card(summary))
+        atomic_write_json(tmp / "training_summary.json", summary)
+        write_manifest(tmp, kind="student", stage=STAGE, config=sc, inputs=inputs, counts=counts,
+                       variant=variant, teacher_dim=tdim, n_params=summary["n_params"])
+    return summary
+
+
+def load_student(path: str | Path):
+    """A trained student folder -> (model in eval mode, tokenizer), manifest checked."""
+    from transformers import AutoTokenizer
+
+    from llm2ctr.student.modeling import LightweightEncoderModel
+
+    read_manifest(path, "student")
+    return LightweightEncoderModel.from_pretrained(str(path)).eval(), AutoTokenizer.from_pretrained(str(path))
+
+
+def run_eval(cfg: Config) -> dict[str, Any]:
+    """Compare every trained variant and the teacher probe on the held-out (test) split."""
+    from llm2ctr.student.evaluation import comparison_markdown, evaluate_student, teacher_probe
+
+    found = [(v, _variant_dir(cfg, v)) for v in VARIANTS if (_variant_dir(cfg, v) / "manifest.json").is_file()]
+    if not found:
+        raise ArtifactError(f"{cfg.stage_dir('student')}: no trained student (run `llm2ctr student train`)")
+    _, tokenizer = load_student(found[0][1])
+    data, counts, _ = load_training_data(cfg, tokenizer)
+    train, test = data.subset(data.splits == "train"), data.subset(data.splits == "test")
+    results = []
+    for variant, path in found:
+        model, _ = load_student(path)
+        results.append(evaluate_student(model, train, test, variant, seed=cfg.seed))
+    probe = teacher_probe(train, test, seed=cfg.seed)
+    if probe:
+        results.append(probe)
+    table = comparison_markdown(results)
+    out = cfg.stage_dir("student", "eval")
+    report = {"split": "test", "counts": {**counts, "test_rows": len(test)}, "results": results}
+    inputs = {f"student_{v.replace('+', '_')}": p for v, p in found}
+    with atomic_dir(out) as tmp:
+        atomic_write_json(tmp / "eval.json", report)
+        atomic_write_text(tmp / "eval.md", "# Student evaluation (held-out test split)\n\n" + table)
+        write_manifest(tmp, kind="student_eval", stage=STAGE, config=cfg.student, inputs=inputs,
+                       counts={"test_rows": len(test), "variants": len(found)})
+    return {"path": str(out), "table": table, "results": results}
+
+
+def run_export(cfg: Config, model_dir: str | Path | None = None) -> dict[str, Any]:
+    """sentence-transformers folder, ONNX fp32 with a parity check, ONNX int8 and its quality cost."""
+    from llm2ctr.student.export import (
+        export_onnx,
+        onnx_session,
+        parity,
+        quantize_int8,
+        write_sentence_transformers,
+    )
+
+    src = Path(model_dir) if model_dir else _variant_dir(cfg, "sft+mse")
+    model, tokenizer = load_student(src)
+    pairs = load_pairs(cfg.stage_dir("data", "pairs"))
+    test = pairs.filter(pc.equal(pairs.column("split"), "test"))
+    sample = (test if test.num_rows else pairs).slice(0, 256)
+    from llm2ctr.student.tokenization import encode_pairs
+
+    batch = encode_pairs(tokenizer, sample.column("query").to_pylist(), sample.column("item_text").to_pylist(),
+                         cfg.student.max_length)
+    out = cfg.stage_dir("student", "export")
+    res: dict[str, Any] = {"path": str(out), "parity_rows": sample.num_rows}
+    with atomic_dir(out) as tmp:
+        write_sentence_transformers(src, tmp / "sentence-transformers", cfg.student.max_length)
+        onnx_path = export_onnx(model, batch, tmp / "model.onnx", cfg.student.onnx_opset)
+        res["onnx_parity"] = parity(model, onnx_session(onnx_path), batch)
+        if res["onnx_parity"]["max_abs_diff_pooled"] > 1e-3:
+            raise ArtifactError(f"{onnx_path}: ONNX differs from PyTorch ({res['onnx_parity']}); not exported")
+        if cfg.student.onnx_int8:
+            q = quantize_int8(onnx_path, tmp / "model_int8.onnx")
+            res["int8_parity"] = parity(model, onnx_session(q), batch)
+        tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        atomic_write_json(tmp / "export.json", res)
+        write_manifest(tmp, kind="student", stage=STAGE, config=cfg.student, inputs={"model": src},
+                       export=True, **{k: v for k, v in res.items() if k != "path"})
+    log.info("export: %s", json.dumps({k: v for k, v in res.items() if k != "path"}))
+    return res

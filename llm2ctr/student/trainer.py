@@ -1,0 +1,316 @@
+"""Distillation trainer on accelerate, with checkpoints that resume exactly.
+
+Why hand-rolled batching instead of a prepared DataLoader: the data order is a pure function of
+(seed, epoch) and the position in it is two integers, so a checkpoint (weights, optimizer,
+scheduler, torch RNG, epoch, batch index, early-stopping state) restarts on the very next batch
+and a killed-then-resumed run ends with the same weights as an uninterrupted one. Each process
+takes its own slice of every global batch (DistributedSampler-style) under ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from llm2ctr.artifacts import atomic_dir, atomic_write_json
+from llm2ctr.student.config import StudentConfig
+from llm2ctr.student.data import PairArrays
+from llm2ctr.student.losses import SftDistillLoss
+from llm2ctr.student.modeling import LightweightEncoderModel
+
+log = logging.getLogger(__name__)
+
+
+def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def _fingerprint(scfg: StudentConfig, variant: str, train: PairArrays, valid: PairArrays | None) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed rather than discarded: config and data."""
+    from dataclasses import asdict
+
+    keep = {k: v for k, v in asdict(scfg).items() if k not in ("checkpoint_every", "log_every")}
+    h = hashlib.sha256()
+    for part in (train, valid):
+        if part is not None:
+            h.update("\x1f".join(part.pair_ids.tolist()).encode())
+            h.update(part.input_ids.tobytes())
+            h.update(part.labels.tobytes())
+            h.update(part.teacher.tobytes())
+    return {"config": keep, "variant": variant, "n_train": len(train), "data_sha256": h.hexdigest()}
+
+
+@torch.no_grad()
+def evaluate_loss(loss_fn: SftDistillLoss, data: PairArrays, batch_size: int, device) -> dict[str, float]:
+    """Row-weighted mean of each loss part over ``data`` (eval mode, no dropout)."""
+    was = loss_fn.model.training
+    loss_fn.model.eval()
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for s in range(0, len(data), batch_size):
+        idx = np.arange(s, min(s + batch_size, len(data)))
+        batch = data.batch(idx, device)
+        _, parts = loss_fn(batch)
+        n_lab = int((batch["labels"] >= 0).sum())
+        n_t = int(batch["has_teacher"].sum())
+        for k, v in parts.items():
+            w = n_lab if k == "ce" else n_t if k in ("mse", "cosine") else len(idx)
+            sums[k] = sums.get(k, 0.0) + v * w
+            counts[k] = counts.get(k, 0) + w
+    loss_fn.model.train(was)
+    out = {k: sums[k] / counts[k] for k in sums if counts[k]}
+    # the early-stopping criterion: the variant's objective with per-term means
+    out["objective"] = out.get("ce", 0.0) * loss_fn.use_ce + loss_fn.mse_weight * out.get(
+        loss_fn.distill_loss, 0.0
+    ) * loss_fn.use_distill
+    return out
+
+
+class StudentTrainer:
+    """Train ``model`` on ``train`` (eval on ``valid`` each epoch); state lives in ``run_dir``."""
+
+    def __init__(
+        self,
+        model: LightweightEncoderModel,
+        train: PairArrays,
+        valid: PairArrays | None,
+        scfg: StudentConfig,
+        variant: str,
+        run_dir: str | Path,
+    ) -> None:
+        self.scfg = scfg
+        self.variant = variant
+        self.run_dir = Path(run_dir)
+        self.train_data = train
+        self.valid_data = valid if valid is not None and len(valid) else None
+        self.acc = Accelerator(mixed_precision=scfg.mixed_precision, cpu=not torch.cuda.is_available())
+        self.world = self.acc.num_processes
+        self.rank = self.acc.process_index
+        self.global_batch = scfg.batch_size * self.world
+        self.batches_per_epoch = max(1, math.ceil(len(train) / self.global_batch))
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / scfg.grad_accum)
+        self.total_steps = self.steps_per_epoch * scfg.epochs
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
+        no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": scfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=scfg.lr,
+        )
+        self.scheduler = get_cosine_schedule_with_warmup(
+            optimizer, int(scfg.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        self.raw_model: LightweightEncoderModel = self.acc.unwrap_model(self.model)
+        self.loss_fn = SftDistillLoss(self.model, variant, scfg.mse_weight, scfg.distill_loss)
+        self.eval_loss_fn = SftDistillLoss(self.raw_model, variant, scfg.mse_weight, scfg.distill_loss)
+        self.fp = _fingerprint(scfg, variant, train, self.valid_data)
+        # position and early-stopping state (all saved in checkpoints)
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.step = 0
+        self.best = math.inf
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.history: list[dict[str, Any]] = []
+        self.last_step_loss: float | None = None
+        self._tb = None
+
+    # ---- checkpoints
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoint"
+
+    def save_checkpoint(self) -> None:
+        """Write weights, optimizer, scheduler, RNG and position atomically (main process)."""
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            with atomic_dir(self.ckpt_dir) as tmp:
+                save_file(_state_dict(self.raw_model), str(tmp / "model.safetensors"))
+                torch.save(
+                    {
+                        "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                    },
+                    tmp / "trainer_state.pt",
+                )
+                atomic_write_json(
+                    tmp / "position.json",
+                    {
+                        "fingerprint": self.fp,
+                        "epoch": self.epoch,
+                        "batch_in_epoch": self.batch_in_epoch,
+                        "step": self.step,
+                        "best": self.best if math.isfinite(self.best) else None,
+                        "bad_epochs": self.bad_epochs,
+                        "stopped_early": self.stopped_early,
+                        "history": self.history,
+                    },
+                )
+        self.acc.wait_for_everyone()
+
+    def maybe_resume(self) -> bool:
+        """Load the checkpoint if it belongs to this run's config and data; else start fresh."""
+        pos_file = self.ckpt_dir / "position.json"
+        if not pos_file.is_file():
+            return False
+        pos = json.loads(pos_file.read_text())
+        if pos.get("fingerprint") != json.loads(json.dumps(self.fp)):
+            log.warning("%s: checkpoint is from a different config or data; starting from scratch", self.ckpt_dir)
+            return False
+        self.raw_model.load_state_dict(load_file(str(self.ckpt_dir / "model.safetensors")))
+        state = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.batch_in_epoch, self.step = pos["epoch"], pos["batch_in_epoch"], pos["step"]
+        self.best = math.inf if pos["best"] is None else pos["best"]
+        self.bad_epochs, self.stopped_early = pos["bad_epochs"], pos["stopped_early"]
+        self.history = pos["history"]
+        self._truncate_log()
+        log.info("resumed %s at epoch %d batch %d (step %d)", self.run_dir, self.epoch, self.batch_in_epoch, self.step)
+        return True
+
+    # ---- logs
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "log.jsonl"
+
+    def _truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint (they will be written again)."""
+        if not (self.acc.is_main_process and self.log_file.is_file()):
+            return
+        keep = [ln for ln in self.log_file.read_text().splitlines() if json.loads(ln).get("step", 0) <= self.step]
+        self.log_file.write_text("".join(ln + "\n" for ln in keep))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.acc.is_main_process:
+            return
+        with open(self.log_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.run_dir / "tb"))
+            except ImportError:  # tensorboard is optional
+                self._tb = False
+        if self._tb:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self._tb.add_scalar(k, v, record.get("step", 0))
+
+    # ---- training
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        """This process's row order for ``epoch``: a seeded permutation padded to whole global batches."""
+        perm = np.random.default_rng([self.scfg.seed, epoch]).permutation(len(self.train_data))
+        if self.world > 1:  # every process needs a full batch at every step (DDP all-reduce)
+            perm = np.resize(perm, self.batches_per_epoch * self.global_batch)
+        return perm
+
+    def _batch_rows(self, order: np.ndarray, b: int) -> np.ndarray:
+        start = b * self.global_batch + self.rank * self.scfg.batch_size
+        return order[start : start + self.scfg.batch_size]
+
+    def train(self, max_steps: int | None = None) -> dict[str, Any]:
+        """Run to the end (or ``max_steps`` optimizer steps, for tests); best weights end up in the model."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(self.scfg.seed)
+        if not self.maybe_resume() and self.acc.is_main_process:
+            self.log_file.unlink(missing_ok=True)
+            (self.run_dir / "best.safetensors").unlink(missing_ok=True)
+        device = self.acc.device
+        self.model.train()
+        t0, seen = time.perf_counter(), 0
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.variant}",
+                   disable=not self.acc.is_local_main_process)
+        accum = self.scfg.grad_accum
+        while self.epoch < self.scfg.epochs and not self.stopped_early:
+            order = self._epoch_order(self.epoch)
+            step_parts: list[dict[str, float]] = []
+            while self.batch_in_epoch < self.batches_per_epoch:
+                if max_steps is not None and self.step >= max_steps:
+                    bar.close()
+                    return self.summary(time.perf_counter() - t0, seen)
+                b = self.batch_in_epoch
+                boundary = (b + 1) % accum == 0 or b == self.batches_per_epoch - 1
+                n_micro = accum if (b // accum + 1) * accum <= self.batches_per_epoch else self.batches_per_epoch % accum
+                rows = self._batch_rows(order, b)
+                batch = self.train_data.batch(rows, device)
+                ctx = self.acc.no_sync(self.model) if not boundary else contextlib.nullcontext()
+                with ctx, self.acc.autocast():
+                    loss, parts = self.loss_fn(batch)
+                    self.acc.backward(loss / n_micro)
+                step_parts.append(parts)
+                seen += len(rows)
+                self.batch_in_epoch += 1
+                if boundary:
+                    if self.scfg.max_grad_norm > 0:
+                        self.acc.clip_grad_norm_(self.model.parameters(), self.scfg.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.step += 1
+                    bar.update(1)
+                    rec = {k: float(np.mean([p[k] for p in step_parts if k in p]))
+                           for k in {k for p in step_parts for k in p}}
+                    step_parts = []
+                    if self.step % self.scfg.log_every == 0 or self.step <= 5:
+                        self._log({"step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0], **rec})
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                    self.last_step_loss = rec["loss"]
+                    if self.scfg.checkpoint_every and self.step % self.scfg.checkpoint_every == 0:
+                        self.save_checkpoint()
+            self._end_epoch(device)
+        bar.close()
+        best = self.run_dir / "best.safetensors"
+        if best.is_file():
+            self.raw_model.load_state_dict(load_file(str(best)))
+        return self.summary(time.perf_counter() - t0, seen)
+
+    def _end_epoch(self, device) -> None:
+        rec: dict[str, Any] = {"step": self.step, "epoch": self.epoch}
+        if self.valid_data is not None:
+            ev = evaluate_loss(self.eval_loss_fn, self.valid_data, self.scfg.batch_size * 2, device)
+            rec.update({f"valid_{k}": v for k, v in ev.items()})
+            if ev["objective"] < self.best - 1e-6:
+                self.best, self.bad_epochs = ev["objective"], 0
+                if self.acc.is_main_process:
+                    save_file(_state_dict(self.raw_model), str(self.run_dir / "best.tmp"))
+                    (self.run_dir / "best.tmp").replace(self.run_dir / "best.safetensors")
+            else:
+                self.bad_epochs += 1
+                if self.scfg.patience and self.bad_epochs >= self.scfg.patience:
+                    self.stopped_early = True
+            rec["best_objective"] = self.best
+        self.history.append(rec)
+        self._log(rec)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.save_checkpoint()
+
+    def summary(self, seconds: float, seen: int) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "steps": self.step,
+            "epochs_done": self.epoch,
+            "stopped_early": self.stopped_early,
+            "best_valid_objective": self.best if math.isfinite(self.best) else None,
+            "history": self.history,
+            "train_rows": len(self.train_data),
+            "samples_per_s": seen / seconds if seconds > 0 and seen else None,
+            "processes": self.world,
+        }
