@@ -77,8 +77,10 @@ def test_changed_config_does_not_resume(world, tmp_path):
     assert tr.maybe_resume() is False
 
 
-_TRAIN = ("import sys; from llm2ctr.config import load_config; from llm2ctr.student.jobs import run_train; "
-          "run_train(load_config(None, sys.argv[1:]))")
+# the victim runs with this process's thread count: float sums differ with the number of threads,
+# and other tests' conftests may have changed it for the whole session
+_TRAIN = ("import sys, torch; torch.set_num_threads(int(sys.argv[1])); from llm2ctr.config import load_config; "
+          "from llm2ctr.student.jobs import run_train; run_train(load_config(None, sys.argv[2:]))")
 
 
 def _overrides(workdir: Path) -> list[str]:
@@ -94,7 +96,7 @@ def test_sigkill_then_resume_gives_identical_weights(world, tmp_path):
     for d in (a, b):
         shutil.copytree(world, d)
     # the victim: the training job in its own process, killed right after its first checkpoint
-    victim = subprocess.Popen([sys.executable, "-c", _TRAIN, *_overrides(b)],
+    victim = subprocess.Popen([sys.executable, "-c", _TRAIN, str(torch.get_num_threads()), *_overrides(b)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pos = b / "student" / "runs" / "sft_mse" / "checkpoint" / "position.json"
     deadline = time.time() + 90
