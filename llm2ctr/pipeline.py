@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import logging
 import time
@@ -41,63 +42,31 @@ def _run_synth_or_import(cfg: Config) -> dict:
     return run_synth(cfg)
 
 
-def _run_simulate(cfg: Config) -> dict:
-    from llm2ctr.data.jobs import run_simulate
+def _job(module: str, func: str, **kwargs: Any) -> Callable[[Config], dict]:
+    """A stage runner that imports its stage only when it runs (keeps the CLI start instant)."""
 
-    return run_simulate(cfg)
+    def run(cfg: Config) -> dict:
+        fn = getattr(importlib.import_module(module), func)
+        return fn(cfg, **{k: (v(cfg) if callable(v) else v) for k, v in kwargs.items()})
 
-
-def _run_history(cfg: Config) -> dict:
-    from llm2ctr.data.jobs import run_history
-
-    return run_history(cfg)
+    return run
 
 
-def _run_rag_index(cfg: Config) -> dict:
-    from llm2ctr.rag.jobs import run_index
-
-    return run_index(cfg)
-
-
-def _run_rag_neighbours(cfg: Config) -> dict:
-    from llm2ctr.rag.jobs import run_neighbours
-
-    return run_neighbours(cfg)
-
-
-def _run_teacher_adapt(cfg: Config) -> dict:
-    from llm2ctr.teacher.jobs import run_adapt
-
-    return run_adapt(cfg)
-
-
-def _run_teacher(cfg: Config) -> dict:
-    from llm2ctr.teacher.jobs import run_embed
-
-    return run_embed(cfg)
-
-
-def _run_distill_pairs(cfg: Config) -> dict:
-    from llm2ctr.student.jobs import run_distill_pairs
-
-    return run_distill_pairs(cfg)
-
-
-def _run_teacher_distill(cfg: Config) -> dict:
-    """Teacher embeddings of the unlabelled distillation pairs (no RAG examples: no labels to show)."""
-    from llm2ctr.teacher.jobs import run_embed
-
-    return run_embed(
-        cfg,
-        pairs_dir=cfg.stage_dir("student", "distill_pairs"),
-        out_dir=cfg.stage_dir("teacher", "distill_embeddings"),
-    )
-
-
-def _run_student_tokenizer(cfg: Config) -> dict:
-    from llm2ctr.student.jobs import run_tokenizer
-
-    return run_tokenizer(cfg)
+_run_simulate = _job("llm2ctr.data.jobs", "run_simulate")
+_run_history = _job("llm2ctr.data.jobs", "run_history")
+_run_rag_index = _job("llm2ctr.rag.jobs", "run_index")
+_run_rag_neighbours = _job("llm2ctr.rag.jobs", "run_neighbours")
+_run_teacher_adapt = _job("llm2ctr.teacher.jobs", "run_adapt")
+_run_teacher = _job("llm2ctr.teacher.jobs", "run_embed")
+_run_distill_pairs = _job("llm2ctr.student.jobs", "run_distill_pairs")
+# teacher embeddings of the unlabelled distillation pairs (no RAG examples: no labels to show)
+_run_teacher_distill = _job(
+    "llm2ctr.teacher.jobs",
+    "run_embed",
+    pairs_dir=lambda cfg: cfg.stage_dir("student", "distill_pairs"),
+    out_dir=lambda cfg: cfg.stage_dir("teacher", "distill_embeddings"),
+)
+_run_student_tokenizer = _job("llm2ctr.student.jobs", "run_tokenizer")
 
 
 def _run_student_train(cfg: Config) -> dict:
@@ -111,28 +80,10 @@ def _run_student_train(cfg: Config) -> dict:
     return out
 
 
-def _run_student_eval(cfg: Config) -> dict:
-    from llm2ctr.student.jobs import run_eval
-
-    return run_eval(cfg)
-
-
-def _run_ctr_train(cfg: Config) -> dict:
-    from llm2ctr.ctr_finetune.jobs import run_train
-
-    return run_train(cfg, models=cfg.pipeline.ctr_models or None)
-
-
-def _run_ctr_report(cfg: Config) -> dict:
-    from llm2ctr.ctr_finetune.jobs import run_report
-
-    return run_report(cfg)
-
-
-def _run_final_report(cfg: Config) -> dict:
-    from llm2ctr.final_report import write_final_report
-
-    return write_final_report(cfg)
+_run_student_eval = _job("llm2ctr.student.jobs", "run_eval")
+_run_ctr_train = _job("llm2ctr.ctr_finetune.jobs", "run_train", models=lambda cfg: cfg.pipeline.ctr_models or None)
+_run_ctr_report = _job("llm2ctr.ctr_finetune.jobs", "run_report")
+_run_final_report = _job("llm2ctr.final_report", "write_final_report")
 
 
 @dataclass(frozen=True)

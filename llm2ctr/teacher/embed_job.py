@@ -19,10 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ import numpy as np
 import pyarrow.ipc as ipc
 from tqdm.auto import tqdm
 
-from llm2ctr.artifacts import atomic_write_json, write_manifest
+from llm2ctr.artifacts import atomic_write_json, replace_dir, write_manifest
 from llm2ctr.teacher import reduction as R
 from llm2ctr.teacher.config import TeacherConfig
 from llm2ctr.teacher.store import KIND, REDUCTION_FILE, shard_name, write_shard
@@ -267,13 +265,7 @@ def _finalize(cfg: TeacherConfig, work: Path, out: Path, n_shards: int, plan: Pl
         part=None if part is None else {"index": part[0], "count": part[1]},
         **identity,
     )
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    os.replace(work, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(work, out)
     return {"out": str(out), "rows": rows, "unique_prompts": len(plan.prompts), "shards": n_shards, "dim": dim,
             "compression": compression, "pairs_per_s": rate.pairs / max(time.perf_counter() - rate.t0, 1e-9),
             "content_hash": manifest["content_hash"]}
