@@ -127,6 +127,24 @@ def atomic_dir(final: str | Path, overwrite: bool = True) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def reading(path: str | Path, what: str = "checkpoint") -> Iterator[None]:
+    """Turn any failure while loading ``path`` into an ArtifactError that names it.
+
+    A truncated safetensors file or a half-written pickle otherwise surfaces as a bare library
+    error that does not say which file is damaged or what to do about it.
+    """
+    try:
+        yield
+    except ArtifactError:
+        raise
+    except Exception as exc:
+        raise ArtifactError(
+            f"{Path(path)}: {what} is damaged or truncated ({type(exc).__name__}: {exc}); "
+            f"delete it to start over"
+        ) from exc
+
+
 def hash_files(root: str | Path, skip: tuple[str, ...] = (MANIFEST,)) -> str:
     """sha256 over the relative names and bytes of every file under ``root`` (sorted)."""
     root = Path(root)

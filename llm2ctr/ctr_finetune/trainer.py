@@ -19,7 +19,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from llm2ctr.artifacts import atomic_dir, atomic_write_json, atomic_write_text
+from llm2ctr.artifacts import atomic_dir, atomic_write_json, atomic_write_text, reading
 from llm2ctr.ctr_finetune.baselines import ModelSpec
 from llm2ctr.ctr_finetune.debias import debias_loss
 from llm2ctr.ctr_finetune.features import FeatureReader
@@ -83,9 +83,10 @@ def _save_checkpoint(directory: Path, model, optimizer, meta: dict) -> None:
 
 
 def _load_checkpoint(directory: Path, model, optimizer) -> dict:
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
-    return json.loads((directory / "state.json").read_text())
+    with reading(directory, "ranker checkpoint"):
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+        return json.loads((directory / "state.json").read_text())
 
 
 def train(

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from llm2ctr.artifacts import atomic_dir, atomic_write_json
+from llm2ctr.artifacts import atomic_dir, atomic_write_json, reading
 from llm2ctr.student.config import StudentConfig
 from llm2ctr.student.data import PairArrays
 from llm2ctr.student.losses import SftDistillLoss
@@ -171,11 +171,12 @@ class StudentTrainer:
         if pos.get("fingerprint") != json.loads(json.dumps(self.fp)):
             log.warning("%s: checkpoint is from a different config or data; starting from scratch", self.ckpt_dir)
             return False
-        self.raw_model.load_state_dict(load_file(str(self.ckpt_dir / "model.safetensors")))
-        state = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        with reading(self.ckpt_dir, "student checkpoint"):
+            self.raw_model.load_state_dict(load_file(str(self.ckpt_dir / "model.safetensors")))
+            state = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
         self.epoch, self.batch_in_epoch, self.step = pos["epoch"], pos["batch_in_epoch"], pos["step"]
         self.best = math.inf if pos["best"] is None else pos["best"]
         self.bad_epochs, self.stopped_early = pos["bad_epochs"], pos["stopped_early"]

@@ -152,3 +152,16 @@ def test_two_process_cpu_launch(world, tmp_path):
                        env=env, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert '"processes": 2' in (wd / "student" / "model" / "training_summary.json").read_text()
+
+
+def test_truncated_checkpoint_is_named(world, tmp_path):
+    from llm2ctr.artifacts import ArtifactError
+
+    cfg, tok, data, _, tdim = _data(world, checkpoint_every=3)
+    train = data.subset(data.splits == "train")
+    StudentTrainer(_model(cfg, tok, tdim), train, None, cfg.student, "sft", tmp_path / "a").train(max_steps=3)
+    weights = tmp_path / "a" / "checkpoint" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    again = StudentTrainer(_model(cfg, tok, tdim), train, None, cfg.student, "sft", tmp_path / "a")
+    with pytest.raises(ArtifactError, match=r"checkpoint: student checkpoint is damaged or truncated"):
+        again.train(max_steps=4)
