@@ -37,6 +37,16 @@ def machine_line() -> str:
     )
 
 
+def _headings_from(text: str, top: int) -> str:
+    """Shift markdown headings so the file's highest heading is at level ``top``."""
+    levels = [len(ln) - len(ln.lstrip("#")) for ln in text.splitlines() if ln.startswith("#")]
+    if not levels:
+        return text
+    shift = top - min(levels)
+    return "\n".join(("#" * shift + ln) if ln.startswith("#") and shift > 0 else
+                     (ln[-shift:] if ln.startswith("#") and shift < 0 else ln) for ln in text.splitlines())
+
+
 def collect_summary() -> str:
     parts = [
         f"Machine: {machine_line()}. Date: {time.strftime('%Y-%m-%d')}.",
@@ -46,7 +56,7 @@ def collect_summary() -> str:
     for name in ORDER:
         md = RESULTS / f"{name}.md"
         if md.is_file():
-            parts.append(md.read_text(encoding="utf-8").strip())
+            parts.append(_headings_from(md.read_text(encoding="utf-8").strip(), top=3))
             parts.append("")
     return "\n".join(parts).strip() + "\n"
 
@@ -59,9 +69,7 @@ def update_readme(summary: str) -> bool:
         return False
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    # demote headings so stage tables sit under the README's benchmark heading
-    body = "\n".join(("##" + line) if line.startswith("# ") else line for line in summary.splitlines())
-    README.write_text(f"{head}{START}\n{body}\n{END}{tail}", encoding="utf-8")
+    README.write_text(f"{head}{START}\n{summary}\n{END}{tail}", encoding="utf-8")
     return True
 
 
@@ -69,8 +77,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="comma-separated subset of: " + ",".join(ORDER))
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite README.md")
+    parser.add_argument("--collect-only", action="store_true", help="run nothing; rebuild summary + README")
     args = parser.parse_args()
-    names = [n for n in (args.only.split(",") if args.only else ORDER) if n]
+    names = [] if args.collect_only else [n for n in (args.only.split(",") if args.only else ORDER) if n]
     failed = []
     for name in names:
         script = HERE / f"bench_{name}.py"
