@@ -4,41 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 from llm2ctr.cli.common import UserError, add_command, config_from_args
 
 
-def _synth(args: argparse.Namespace) -> int:
-    from llm2ctr.data.jobs import run_synth
+def _print_job(func: str, **paths: str) -> Callable[[argparse.Namespace], int]:
+    """A verb that runs ``llm2ctr.data.jobs.<func>`` and prints its summary; ValueErrors are user errors."""
 
-    try:
-        out = run_synth(config_from_args(args))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    print(json.dumps(out, indent=2))
-    return 0
+    def run(args: argparse.Namespace) -> int:
+        from llm2ctr.data import jobs
 
+        try:
+            out = getattr(jobs, func)(config_from_args(args), **{k: getattr(args, a) for k, a in paths.items()})
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        print(json.dumps(out, indent=2))
+        return 0
 
-def _simulate(args: argparse.Namespace) -> int:
-    from llm2ctr.data.jobs import run_simulate
-
-    try:
-        out = run_simulate(config_from_args(args), pairs_dir=args.pairs)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    print(json.dumps(out, indent=2))
-    return 0
+    return run
 
 
-def _history(args: argparse.Namespace) -> int:
-    from llm2ctr.data.jobs import run_history
-
-    try:
-        out = run_history(config_from_args(args), events_dir=args.events)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    print(json.dumps(out, indent=2))
-    return 0
+_synth = _print_job("run_synth")
+_simulate = _print_job("run_simulate", pairs_dir="pairs")
+_history = _print_job("run_history", events_dir="events")
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ Per-row problems come back as masks, never exceptions, so the caller can report 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,19 +49,32 @@ class LabelResult:
     value_range: list[float] = field(default_factory=list)  # the int/continuous range checked
 
 
+def split_assignments(
+    spec: str, error: Callable[[str], Exception], from_right: bool = False
+) -> list[tuple[str, str]]:
+    """``'a=1,b=2'`` -> ``[('a', '1'), ('b', '2')]`` (stripped); ``error(part)`` for a part without '='.
+
+    ``from_right`` splits at the last '=' (a value may contain '='), else at the first.
+    """
+    items = []
+    for part in (p for p in spec.split(",") if p.strip()):
+        if "=" not in part:
+            raise error(part)
+        k, v = part.rsplit("=", 1) if from_right else part.split("=", 1)
+        items.append((k.strip(), v.strip()))
+    return items
+
+
 def parse_label_map(spec: str | dict) -> dict[str, int]:
     """``'E=4,S=3'`` or a mapping -> ``{raw value: level}``; levels must be 1..4."""
     if isinstance(spec, dict):
         items = [(str(k), v) for k, v in spec.items()]
     else:
-        items = []
-        for part in [p for p in spec.split(",") if p.strip()]:
-            if "=" not in part:
-                raise LabelConfigError(
-                    f"label map entry '{part}' is not of the form VALUE=LEVEL (e.g. 'E=4,S=3,C=2,I=1')"
-                )
-            k, v = part.rsplit("=", 1)
-            items.append((k.strip(), v.strip()))
+        items = split_assignments(
+            spec, lambda part: LabelConfigError(
+                f"label map entry '{part}' is not of the form VALUE=LEVEL (e.g. 'E=4,S=3,C=2,I=1')"),
+            from_right=True,
+        )
     out: dict[str, int] = {}
     for k, v in items:
         try:

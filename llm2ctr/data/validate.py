@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm2ctr.data.config import ImportConfig
-from llm2ctr.data.labels import LabelResult, expectation, map_labels, parse_label_map
+from llm2ctr.data.labels import LabelResult, expectation, map_labels, parse_label_map, split_assignments
 from llm2ctr.data.readers import InputError, RawData
 from llm2ctr.data.schema import SPLITS
 
@@ -64,14 +64,8 @@ def parse_column_map(spec: str | dict[str, str]) -> dict[str, str]:
     if isinstance(spec, dict):
         items = list(spec.items())
     else:
-        items = []
-        for part in [p for p in spec.split(",") if p.strip()]:
-            if "=" not in part:
-                raise InputError(
-                    f"--map entry '{part}' is not of the form OURS=THEIRS (e.g. query=search_term,rsl=relevance)"
-                )
-            k, v = part.split("=", 1)
-            items.append((k, v))
+        items = split_assignments(spec, lambda part: InputError(
+            f"--map entry '{part}' is not of the form OURS=THEIRS (e.g. query=search_term,rsl=relevance)"))
     out: dict[str, str] = {}
     for k, v in items:
         k, v = str(k).strip(), str(v).strip()
