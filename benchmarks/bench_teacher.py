@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
+from _machine import cpu_description  # noqa: E402
+
 from llm2ctr.config import Config  # noqa: E402
 from llm2ctr.data.store import save_table  # noqa: E402
 from llm2ctr.teacher.backends import make_backend  # noqa: E402
@@ -54,6 +56,7 @@ def machine() -> dict:
 
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}",
+        "cpu": cpu_description(),
         "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -212,7 +215,7 @@ def bench_gpu_7b(tiny: Path, prompts: list[str], batch: int) -> dict:
 def to_markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# Teacher backends and embed job", "",
-             f"{m['machine']}, Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), "
+             f"{m['machine']}{' (' + m['cpu'] + ')' if m.get('cpu') else ''}, Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), "
              f"GPU: {m['gpu'] or 'none'}; {m['date']}; load average at start {m['load_average_at_start']}. "
              f"Prompts: RAG prompts (5 examples + 2 edge cases), {res['prompt_tokens_mean']:.0f} tokens on average "
              "(tiny Qwen2 tokenizer).", "",

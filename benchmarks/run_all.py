@@ -9,8 +9,6 @@ Benchmarks print numbers; they never assert timings.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -22,19 +20,8 @@ README = HERE.parent / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # cheap to expensive; each one is independent
 ORDER = ["metrics", "data", "rag", "teacher", "student", "ctr"]
-
-
-def machine_line() -> str:
-    try:
-        import torch
-
-        torch_v = torch.__version__
-    except ImportError:
-        torch_v = "n/a"
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}, torch {torch_v}"
-    )
+# results of demo_teacher_resume.py (about an hour each on 2 cores): collected, never run from here
+DEMO_PREFIX = "teacher_resume-"
 
 
 def _headings_from(text: str, top: int) -> str:
@@ -49,12 +36,13 @@ def _headings_from(text: str, top: int) -> str:
 
 def collect_summary() -> str:
     parts = [
-        f"Machine: {machine_line()}. Date: {time.strftime('%Y-%m-%d')}.",
-        "Numbers from `make bench` (benchmarks/run_all.py); raw JSON in benchmarks/results/.",
+        "Numbers from `make bench` (benchmarks/run_all.py) and, last, the long demonstrations that it does",
+        "not run (`benchmarks/demo_*.py`); each section names its machine, date and load; raw JSON in",
+        "benchmarks/results/.",
         "",
     ]
-    for name in ORDER:
-        md = RESULTS / f"{name}.md"
+    demos = sorted(RESULTS.glob(f"{DEMO_PREFIX}*.md"))
+    for md in [RESULTS / f"{name}.md" for name in ORDER] + demos:
         if md.is_file():
             parts.append(_headings_from(md.read_text(encoding="utf-8").strip(), top=3))
             parts.append("")
