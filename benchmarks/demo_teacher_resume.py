@@ -160,7 +160,6 @@ def main() -> int:
                        f"data.synth.n_queries={args.pairs // PAIRS_PER_QUERY}",
                        "--stages", "pairs,rag_index,rag_neighbours"), check=True)
     prepare_s = time.perf_counter() - t0
-    # the two embed runs must read the same inputs: n_queries only changes the pairs stage
     teacher_dir = wd / "teacher"
     teacher_dir.mkdir(exist_ok=True)
     unint, killed = teacher_dir / "uninterrupted", teacher_dir / "killed"
