@@ -37,7 +37,7 @@ def _headings_from(text: str, top: int) -> str:
 def collect_summary() -> str:
     parts = [
         "Numbers from `make bench` (benchmarks/run_all.py) and, last, the long demonstrations that it does",
-        "not run (`benchmarks/demo_*.py`); each section names its machine, date and load; raw JSON in",
+        "not run (`benchmarks/demo_*.py`); each section names its machine and date; raw JSON in",
         "benchmarks/results/.",
         "",
     ]
