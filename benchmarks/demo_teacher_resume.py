@@ -19,7 +19,6 @@ here asserts a timing. Exit status 1 if the stores differ.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -61,15 +60,16 @@ def embed(workdir: Path, out: Path, log: Path, overrides: list[str], kill_at: fl
         info: dict = {"command": " ".join(["llm2ctr", *cmd[3:]])}
         if kill_at is not None:
             work_glob = f".{out.name}.work-*"
+            n_shards = None
             while proc.poll() is None:
-                plans = list(out.parent.glob(f"{work_glob}/plan.json"))
-                if plans:
-                    n_shards = json.loads(plans[0].read_text())["n_shards"]
-                    done = len(list(out.parent.glob(f"{work_glob}/shard-*.arrow")))
-                    if done >= max(1, int(kill_at * n_shards)):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        info |= {"killed_after_shards": done, "n_shards": n_shards}
-                        break
+                if n_shards is None:  # the job writes its plan before the first shard
+                    plans = list(out.parent.glob(f"{work_glob}/plan.json"))
+                    n_shards = json.loads(plans[0].read_text())["n_shards"] if plans else None
+                done = len(list(out.parent.glob(f"{work_glob}/shard-*.arrow")))
+                if n_shards is not None and done >= max(1, int(kill_at * n_shards)):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    info |= {"killed_after_shards": done, "n_shards": n_shards}
+                    break
                 time.sleep(0.5)
         proc.wait()
     info |= {"returncode": proc.returncode, "wall_s": round(time.perf_counter() - t0, 1),
@@ -77,14 +77,10 @@ def embed(workdir: Path, out: Path, log: Path, overrides: list[str], kill_at: fl
     return info
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def compare(a: Path, b: Path) -> dict:
     ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
     shards_a, shards_b = ma["shards"], mb["shards"]
-    same = [n for n in shards_a if n in shards_b and sha256(a / n) == sha256(b / n)]
+    same = [n for n in shards_a if n in shards_b and (a / n).read_bytes() == (b / n).read_bytes()]
     from llm2ctr.teacher.store import load_teacher_embeddings
 
     keys, vecs = load_teacher_embeddings(b)
@@ -148,6 +144,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.pairs % PAIRS_PER_QUERY:
         ap.error(f"--pairs must be a multiple of {PAIRS_PER_QUERY} (pairs per query in the quickstart)")
+    if not 0 < args.kill_at < 1:
+        ap.error(f"--kill-at must be a share of the shards between 0 and 1 (exclusive), got {args.kill_at}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     wd = args.workdir.resolve()
