@@ -20,8 +20,9 @@ README = HERE.parent / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # cheap to expensive; each one is independent
 ORDER = ["metrics", "data", "rag", "teacher", "student", "ctr"]
-# results of demo_teacher_resume.py (about an hour each on 2 cores): collected, never run from here
-DEMO_PREFIX = "teacher_resume-"
+# results of demo_teacher_resume.py and demo_ctr_study.py (15 minutes to an hour each on 2 cores):
+# collected, never run from here
+DEMO_PREFIXES = ("teacher_resume-", "ctr_study-")
 
 
 def _headings_from(text: str, top: int) -> str:
@@ -41,7 +42,7 @@ def collect_summary() -> str:
         "benchmarks/results/.",
         "",
     ]
-    demos = sorted(RESULTS.glob(f"{DEMO_PREFIX}*.md"))
+    demos = sorted(p for prefix in DEMO_PREFIXES for p in RESULTS.glob(f"{prefix}*.md"))
     for md in [RESULTS / f"{name}.md" for name in ORDER] + demos:
         if md.is_file():
             parts.append(_headings_from(md.read_text(encoding="utf-8").strip(), top=3))

@@ -145,7 +145,12 @@ def write_final_report(cfg: Config) -> dict[str, Any]:
         lines += ["", speed["teacher_note"]]
     ranker_md = (ctr_report / "report.md").read_text()
     ranker_md = "\n".join(("#" + ln) if ln.startswith("#") else ln for ln in ranker_md.splitlines())
-    lines += ["", "## Ranker", "", ranker_md]
+    study = cfg.stage_dir("ctr", "study")
+    if (study / "study.md").is_file():  # the seeded study: the ranker's headline table
+        study_md = (study / "study.md").read_text().split("\n", 1)[-1]
+        study_md = "\n".join(("##" + ln) if ln.startswith("#") else ln for ln in study_md.splitlines())
+        lines += ["", "## Ranker study (seeds and 95% intervals)", "", study_md.strip()]
+    lines += ["", "## Ranker (first seed, per segment)", "", ranker_md]
     timings = {
         p.stem: json.loads(p.read_text()).get("seconds")
         for p in sorted((Path(cfg.workdir) / ".pipeline").glob("*.json"))
@@ -155,7 +160,7 @@ def write_final_report(cfg: Config) -> dict[str, Any]:
 
     out = cfg.stage_dir("report")
     with atomic_dir(out) as tmp:
-        for png in ctr_report.glob("*.png"):
+        for png in [*ctr_report.glob("*.png"), *study.glob("study.png")]:
             shutil.copy2(png, tmp / png.name)
         _distillation_plot(eval_json.get("results", []), tmp / "distillation.png")
         atomic_write_text(tmp / "report.md", "\n".join(lines) + "\n")

@@ -83,6 +83,7 @@ def _run_student_train(cfg: Config) -> dict:
 _run_student_eval = _job("llm2ctr.student.jobs", "run_eval")
 _run_ctr_train = _job("llm2ctr.ctr_finetune.jobs", "run_train", models=lambda cfg: cfg.pipeline.ctr_models or None)
 _run_ctr_report = _job("llm2ctr.ctr_finetune.jobs", "run_report")
+_run_ctr_study = _job("llm2ctr.ctr_finetune.study", "run_study")
 _run_final_report = _job("llm2ctr.final_report", "write_final_report")
 
 
@@ -133,7 +134,9 @@ STAGES: tuple[Stage, ...] = (
           "PRECTR-V2, baselines and ablations"),
     Stage("ctr_report", _run_ctr_report, ("ctr",), ("ctr/models", "data/ground_truth"), ("ctr/report",),
           "ranker report + ground-truth checks"),
-    Stage("report", _run_final_report, (), ("student/eval", "ctr/report"), ("report",),
+    Stage("ctr_study", _run_ctr_study, ("ctr",), ("ctr/models", "data/ground_truth"), ("ctr/study",),
+          "the ranker over ctr.study_seeds seeds: every claim with a 95% interval, oracle gain and control"),
+    Stage("report", _run_final_report, (), ("student/eval", "ctr/report", "ctr/study"), ("report",),
           "one report for the whole pipeline"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)

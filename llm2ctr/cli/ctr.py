@@ -46,6 +46,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    try:
+        from llm2ctr.ctr_finetune.study import run_study
+
+        out = run_study(cfg, args.model or None, args.seeds)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    _print(out)
+    return 0
+
+
 def _push(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     try:
@@ -75,6 +87,15 @@ def register(verbs: argparse._SubParsersAction) -> None:
     add_command(verbs, "report", _report, "write the report: tables, JSON, plots and ground-truth checks",
                 description="Evaluate, check the paper's claims against the simulator's ground truth and write "
                 "{workdir}/ctr/report (markdown, JSON, PNG).")
+    p = add_command(
+        verbs, "study", _study, "train models over seeds; every claim with a 95% interval and a verdict",
+        description="Train ctr.study_models over ctr.study_seeds seeds (the first seed's models are ctr/models), "
+        "score them on the exposed and all-candidates test sets against labels and, on simulated logs, the true "
+        "click probability, and settle each PRECTR-V2 claim with a paired bootstrap interval over requests, its "
+        "best achievable gain and a positive control. Writes {workdir}/ctr/study/study.{json,md,png}.",
+    )
+    p.add_argument("--model", action="append", metavar="NAME", help="study only these models (repeatable)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default ctr.study_seeds)")
     p = add_command(verbs, "push", _push, "upload a trained ranker folder to the Hugging Face Hub",
                     description="Upload {workdir}/ctr/models/<model> to a Hub repo (token from HF_TOKEN). "
                     "--dry-run lists what would be uploaded.")

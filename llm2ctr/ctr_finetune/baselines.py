@@ -12,7 +12,7 @@ from torch import nn
 
 from llm2ctr.ctr_finetune.attention import TargetAttention
 from llm2ctr.ctr_finetune.features import FeatureSpec
-from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_inputs, mlp
+from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs, mlp
 from llm2ctr.ctr_finetune.prectr import PrectrV2
 from llm2ctr.ctr_finetune.registry import DEFAULT_SUITE, REGISTRY, ModelSpec, get_spec
 
@@ -20,38 +20,52 @@ __all__ = ["DEFAULT_SUITE", "REGISTRY", "ModelSpec", "build_model", "get_spec"]
 
 
 class LogisticRegression(nn.Module):
-    def __init__(self, ctx: PairContext, spec: FeatureSpec) -> None:
+    def __init__(self, ctx: PairContext, spec: FeatureSpec, lexical: bool = True) -> None:
         super().__init__()
-        self.ctx = ctx
+        self.ctx, self.lexical = ctx, lexical
         self.w_sparse = nn.Embedding(spec.buckets, 1)
         nn.init.zeros_(self.w_sparse.weight)
-        self.w_dense = nn.Linear(len(spec.numeric_fields) + 1 + ctx.lex_dim, 1)
+        self.w_dense = nn.Linear(dense_dim(ctx, len(spec.numeric_fields), lexical), 1)
         nn.init.zeros_(self.w_dense.weight)  # a convex model: start at the base rate, not at noise
+
+    def init_output_bias(self, logit: float) -> None:
+        nn.init.constant_(self.w_dense.bias, logit)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         s = self.w_sparse(batch["sparse"]).sum((1, 2))
-        return {"logit": s + self.w_dense(dense_inputs(self.ctx, batch)).squeeze(-1)}
+        return {"logit": s + self.w_dense(dense_inputs(self.ctx, batch, self.lexical)).squeeze(-1)}
 
 
 class DNN(nn.Module):
-    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int], extra: int = 0) -> None:
+    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int], extra: int = 0,
+                 lexical: bool = True, oracle: bool = False) -> None:
         super().__init__()
-        self.ctx = ctx
+        self.ctx, self.lexical, self.oracle = ctx, lexical, oracle
         self.sparse = SparseEmbedding(spec.buckets, sparse_dim, len(spec.sparse_fields))
-        self.net = mlp(self.sparse.out_dim + len(spec.numeric_fields) + 1 + ctx.lex_dim + extra, hidden, 1)
+        d_in = self.sparse.out_dim + dense_dim(ctx, len(spec.numeric_fields), lexical, oracle) + extra
+        self.net = mlp(d_in, hidden, 1)
+
+    def init_output_bias(self, logit: float) -> None:
+        nn.init.constant_(self.net[-1].bias, logit)
 
     def inputs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([self.sparse(batch["sparse"]), dense_inputs(self.ctx, batch)], dim=1)
+        dense = dense_inputs(self.ctx, batch, self.lexical, self.oracle)
+        return torch.cat([self.sparse(batch["sparse"]), dense], dim=1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logit": self.net(self.inputs(batch)).squeeze(-1)}
 
 
 class WideDeep(nn.Module):
-    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int]) -> None:
+    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int],
+                 lexical: bool = True) -> None:
         super().__init__()
-        self.wide = LogisticRegression(ctx, spec)
-        self.deep = DNN(ctx, spec, sparse_dim, hidden)
+        self.wide = LogisticRegression(ctx, spec, lexical)
+        self.deep = DNN(ctx, spec, sparse_dim, hidden, lexical=lexical)
+
+    def init_output_bias(self, logit: float) -> None:
+        self.wide.init_output_bias(logit)  # the deep part's output bias stays at its small init
+        nn.init.zeros_(self.deep.net[-1].bias)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logit": self.wide(batch)["logit"] + self.deep(batch)["logit"]}
@@ -60,14 +74,18 @@ class WideDeep(nn.Module):
 class DIN(nn.Module):
     """Deep Interest Network style: the target item id attends over the history's item ids."""
 
-    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int], attn_dim: int) -> None:
+    def __init__(self, ctx: PairContext, spec: FeatureSpec, sparse_dim: int, hidden: list[int], attn_dim: int,
+                 lexical: bool = True) -> None:
         super().__init__()
         self.ctx = ctx
         self.item = nn.Embedding(spec.buckets, attn_dim)
         nn.init.normal_(self.item.weight, 0.0, 0.01)
         self.click = nn.Embedding(2, attn_dim)
         self.att = TargetAttention(attn_dim, attn_dim, attn_dim, attn_dim, 1)
-        self.dnn = DNN(ctx, spec, sparse_dim, hidden, extra=2 * attn_dim)
+        self.dnn = DNN(ctx, spec, sparse_dim, hidden, extra=2 * attn_dim, lexical=lexical)
+
+    def init_output_bias(self, logit: float) -> None:
+        self.dnn.init_output_bias(logit)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         codes = self.ctx.item_code
@@ -89,24 +107,26 @@ def build_model(
     encoder: nn.Module | None = None,
 ) -> nn.Module:
     """Instantiate ``spec``; ``encoder`` is the student (only for fine-tuned / random variants)."""
+    hidden, lex = list(cfg.hidden_dims), spec.lexical
     if spec.kind == "lr":
-        return LogisticRegression(ctx, fspec)
+        return LogisticRegression(ctx, fspec, lex)
     if spec.kind == "dnn":
-        return DNN(ctx, fspec, cfg.sparse_dim, list(cfg.hidden_dims))
+        return DNN(ctx, fspec, cfg.sparse_dim, hidden, lexical=lex, oracle=spec.oracle)
     if spec.kind == "wide_deep":
-        return WideDeep(ctx, fspec, cfg.sparse_dim, list(cfg.hidden_dims))
+        return WideDeep(ctx, fspec, cfg.sparse_dim, hidden, lex)
     if spec.kind == "din":
-        return DIN(ctx, fspec, cfg.sparse_dim, list(cfg.hidden_dims), cfg.attn_dim)
+        return DIN(ctx, fspec, cfg.sparse_dim, hidden, cfg.attn_dim, lex)
     if spec.kind == "prectr":
         live = spec.encoder in ("finetune", "random") and not cfg.freeze_encoder
         return PrectrV2(
             ctx,
             fspec,
             cfg.sparse_dim,
-            list(cfg.hidden_dims),
+            hidden,
             cfg.attn_dim,
             cfg.attn_heads,
             use_cross=spec.use_cross,
             encoder=encoder if live else None,
+            lexical=lex,
         )
     raise ValueError(f"model {spec.name}: unknown kind {spec.kind!r}")

@@ -80,6 +80,7 @@ class PairFeatures:
     item_code: np.ndarray  # [P] int64 hashed item id (DIN's id embedding)
     lexical: np.ndarray  # [P, n_lex] float32, standardised
     rsl: np.ndarray  # [P] int64, 0 = unlabelled
+    category: np.ndarray  # [P] int64 code of the pair's category
 
     @property
     def n(self) -> int:
@@ -108,6 +109,8 @@ def build_pair_features(pairs: pa.Table, buckets: int, k1: float = 1.2, b: float
         item_code=hash_values("item_id", pairs.column("item_id").to_numpy(zero_copy_only=False), buckets),
         lexical=((lex - mu) / sd).astype(np.float32),
         rsl=rsl,
+        category=pd.factorize(pd.Series(pairs.column("category").to_pylist(), dtype=object), sort=True)[0]
+        .astype(np.int64),
     )
 
 
@@ -209,6 +212,8 @@ def event_rows(
         "label": events.column("click").to_numpy(zero_copy_only=False).astype(np.float32),
         "rsl": np.nan_to_num(events.column("rsl").to_numpy(zero_copy_only=False).astype(np.float64)).astype(np.int64),
         "user_code": user_codes(events.column("user_id").to_numpy(zero_copy_only=False)),
+        "position_raw": np.nan_to_num(events.column("position").to_numpy(zero_copy_only=False).astype(np.float64))
+        .astype(np.int64),
     }
     for prefix, width, tail in (("hist", spec.hist_len, True), ("cross", spec.cross_len, False)):
         off, vals = hist.cols[f"{prefix}_pidx"]
@@ -240,8 +245,13 @@ def write_features(
     shard_rows: int,
     order: np.ndarray | None = None,
     where: str = "events",
+    extra: dict[str, np.ndarray] | None = None,
 ) -> int:
-    """Write feature rows (in ``order``, default as-is) as one Arrow IPC file, atomically."""
+    """Write feature rows (in ``order``, default as-is) as one Arrow IPC file, atomically.
+
+    ``extra`` holds per-row columns aligned with ``events`` (ground truth, request codes), copied
+    beside the features for evaluation; models never read them unless a spec asks (oracle controls).
+    """
     path = Path(path)
     order = np.arange(events.num_rows) if order is None else order
     sink = pa.BufferOutputStream()
@@ -251,6 +261,8 @@ def write_features(
         chunk = events.take(pa.array(idx, type=pa.int64()))
         rows = event_rows(chunk, spec, pairs, hist, where)
         rows["row"] = idx.astype(np.int64)
+        for name, values in (extra or {}).items():
+            rows[name] = values[idx]
         batch = _to_arrow(rows)
         if writer is None:
             writer = ipc.new_file(sink, batch.schema)
@@ -284,6 +296,10 @@ class FeatureReader:
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return int(sum(-(-n // batch_size) for n in self.sizes))
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._reader.schema.names)
 
     def column(self, name: str) -> np.ndarray:
         """One whole column (for evaluation bookkeeping: labels, users, segments)."""

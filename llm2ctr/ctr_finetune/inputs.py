@@ -53,6 +53,18 @@ def mlp(d_in: int, hidden: list[int], d_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def dense_inputs(ctx: PairContext, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Numeric columns and the pair's lexical match features, concatenated."""
-    return torch.cat([batch["numeric"], ctx.lexical[batch["pair_idx"]]], dim=1)
+def dense_inputs(ctx: PairContext, batch: dict[str, torch.Tensor], lexical: bool = True,
+                 oracle: bool = False) -> torch.Tensor:
+    """Numeric columns, the pair's lexical match features (unless ablated) and, for the positive
+    controls only, the simulator's true relevance sensitivity of the request."""
+    parts = [batch["numeric"]]
+    if lexical:
+        parts.append(ctx.lexical[batch["pair_idx"]])
+    if oracle:
+        parts.append(batch["sens_true"].unsqueeze(-1).to(batch["numeric"].dtype))
+    return torch.cat(parts, dim=1)
+
+
+def dense_dim(ctx: PairContext, n_numeric: int, lexical: bool = True, oracle: bool = False) -> int:
+    """Width of :func:`dense_inputs` (numeric columns + log history length + lexical + oracle)."""
+    return n_numeric + 1 + (ctx.lex_dim if lexical else 0) + int(oracle)

@@ -13,12 +13,13 @@ incentive always raises the score), and trains with the numerically stable BCE-w
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from llm2ctr.ctr_finetune.attention import TargetAttention
 from llm2ctr.ctr_finetune.base import BaseModule
 from llm2ctr.ctr_finetune.features import FeatureSpec
-from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_inputs
+from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs
 from llm2ctr.ctr_finetune.moe import MoEIncentive
 from llm2ctr.ctr_finetune.rsl import RslModule, factored_probability
 
@@ -32,20 +33,40 @@ def final_logit(p: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
 
 
 class SequenceEncoder(nn.Module):
-    """Builds K and V for a behaviour sequence from cached pair/query embeddings."""
+    """Builds K and V for a behaviour sequence from cached pair/query embeddings.
+
+    The outcome of a behaviour is one embedding per (click, level) combination, not a sum of a
+    click and a level embedding: how clicks depend on relevance (the user's sensitivity) is a
+    property of the joint, which a sum pooled by attention cannot express.
+    """
+
+    N_OUTCOMES = 2 * 5  # (click 0/1) x (level 0 = unknown, 1..4)
 
     def __init__(self, text_dim: int, extra: int = 8) -> None:
         super().__init__()
-        self.click = nn.Embedding(2, extra)
-        self.level = nn.Embedding(5, extra)
+        self.outcome = nn.Embedding(self.N_OUTCOMES, extra)
         self.v_dim = text_dim + extra
 
     def forward(self, ctx: PairContext, pidx: torch.Tensor, clicks: torch.Tensor, rsl: torch.Tensor):
+        """K, V, mask and each behaviour's outcome index (click x level)."""
         mask = pidx >= 0
         p = pidx.clamp(min=0)
         k = ctx.query_emb[ctx.pair_query[p]]
-        v = torch.cat([ctx.pair_emb[p], self.click(clicks.clamp(0, 1)) + self.level(rsl.clamp(0, 4))], dim=-1)
-        return k, v, mask
+        outcome = clicks.clamp(0, 1) * 5 + rsl.clamp(0, 4)
+        v = torch.cat([ctx.pair_emb[p], self.outcome(outcome)], dim=-1)
+        return k, v, mask, outcome
+
+
+def attended_outcomes(weights: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
+    """[B, 10]: the attention-weighted share of each (click, level) outcome among the behaviours.
+
+    The same attention weights applied to one-hot outcomes: how often the behaviours the current
+    query attends to were clicked, per relevance level (e.g. similar queries' recent click rate on
+    exact matches). It is in V already, but mixed into 136 dimensions a small MLP learns to read
+    it slowly; given explicitly it is one linear read (measured: docs/ranker.md). Zero when empty.
+    """
+    one_hot = F.one_hot(outcome, SequenceEncoder.N_OUTCOMES).to(weights.dtype)
+    return (weights.unsqueeze(-1) * one_hot).sum(1)
 
 
 class PrectrV2(nn.Module):
@@ -63,25 +84,32 @@ class PrectrV2(nn.Module):
         use_cross: bool = True,
         use_moe: bool = True,
         encoder: nn.Module | None = None,
+        lexical: bool = True,
     ) -> None:
         super().__init__()
         self.ctx = ctx
         self.encoder = encoder
         self.encoder_live = encoder is not None  # the trainer may start with the cache (unfreeze later)
         self._tuned: torch.Tensor | None = None
-        self.use_cross, self.use_moe = use_cross, use_moe
+        self.use_cross, self.use_moe, self.lexical = use_cross, use_moe, lexical
         d = ctx.text_dim
+        lex_dim = ctx.lex_dim if lexical else 0
         self.sparse = SparseEmbedding(spec.buckets, sparse_dim, len(spec.sparse_fields))
         self.seq = SequenceEncoder(d)
         self.att_user = TargetAttention(d, d, self.seq.v_dim, attn_dim, attn_heads)
         self.att_cate = TargetAttention(d, d, self.seq.v_dim, attn_dim, attn_heads)
         self.sim_scale = nn.Parameter(torch.ones(()))
-        n_dense = len(spec.numeric_fields) + 1 + ctx.lex_dim
+        n_dense = dense_dim(ctx, len(spec.numeric_fields), lexical=False)
         self.target_proj = nn.Linear(d, attn_dim)
-        d_base = self.sparse.out_dim + n_dense + 3 * attn_dim
+        r_dim = attn_dim + SequenceEncoder.N_OUTCOMES  # attention output + attended outcome shares
+        d_base = self.sparse.out_dim + n_dense + lex_dim + attn_dim + 2 * r_dim
         self.base = BaseModule(d_base, hidden)
-        self.rsl = RslModule(d + ctx.lex_dim, hidden[-1])
-        self.moe = MoEIncentive(attn_dim, 3 * attn_dim, hidden[-1])
+        self.rsl = RslModule(d + lex_dim, hidden[-1])
+        self.moe = MoEIncentive(r_dim, attn_dim + 2 * r_dim, hidden[-1])
+
+    def init_output_bias(self, logit: float) -> None:
+        """Every level's conditional click logit starts at the base rate (then tau = 0 gives it)."""
+        nn.init.constant_(self.base.net[-1].bias, logit)
 
     def target_repr(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """r_target [B, d]: live encoder (each distinct pair once per batch) or the cache."""
@@ -90,15 +118,11 @@ class PrectrV2(nn.Module):
             return self.ctx.pair_emb[idx]
         if not self.training and self._tuned is not None:
             return self._tuned[idx]
+        from llm2ctr.ctr_finetune.text import encode_rows
+
         uniq, inv = torch.unique(idx, return_inverse=True)
-        mask = self.ctx.tok_attention_mask[uniq]
-        width = int(mask.sum(1).max().item()) or 1
-        emb = self.encoder.encode(
-            input_ids=self.ctx.tok_input_ids[uniq, :width].long(),
-            token_type_ids=self.ctx.tok_token_type_ids[uniq, :width].long(),
-            attention_mask=mask[:, :width].long(),
-        )
-        return emb[inv]
+        tokens = {k: getattr(self.ctx, f"tok_{k}") for k in ("input_ids", "token_type_ids", "attention_mask")}
+        return encode_rows(self.encoder, tokens, uniq)[inv]
 
     @torch.no_grad()
     def cache_targets(self, batch_size: int = 512) -> None:
@@ -124,17 +148,20 @@ class PrectrV2(nn.Module):
         """Everything the heads need; debias perturbs r_target here and re-runs :meth:`heads`."""
         ctx = self.ctx
         q = ctx.query_emb[ctx.pair_query[batch["pair_idx"]]]
-        k, v, m = self.seq(ctx, batch["hist_pidx"], batch["hist_clicks"], batch["hist_rsl"])
-        r_user, _ = self.att_user(q, k, v, m)
+        k, v, m, outcome = self.seq(ctx, batch["hist_pidx"], batch["hist_clicks"], batch["hist_rsl"])
+        r_user, w = self.att_user(q, k, v, m)
+        r_user = torch.cat([r_user, attended_outcomes(w, outcome)], dim=1)
         if self.use_cross:
-            k, v, m = self.seq(ctx, batch["cross_pidx"], batch["cross_clicks"], batch["cross_rsl"])
-            r_cate, _ = self.att_cate(q, k, v, m, bias=self.sim_scale * batch["cross_sim"])
+            k, v, m, outcome = self.seq(ctx, batch["cross_pidx"], batch["cross_clicks"], batch["cross_rsl"])
+            r_cate, w = self.att_cate(q, k, v, m, bias=self.sim_scale * batch["cross_sim"])
+            r_cate = torch.cat([r_cate, attended_outcomes(w, outcome)], dim=1)
         else:
             r_cate = torch.zeros_like(r_user)
-        wide = torch.cat([self.sparse(batch["sparse"]), dense_inputs(ctx, batch)], dim=1)
+        wide = torch.cat([self.sparse(batch["sparse"]), dense_inputs(ctx, batch, lexical=False)], dim=1)
+        idx = batch["pair_idx"]
         return {
             "wide": wide,
-            "lex": ctx.lexical[batch["pair_idx"]],
+            "lex": ctx.lexical[idx] if self.lexical else ctx.lexical[idx, :0],
             "r_target": self.target_repr(batch),
             "r_user": r_user,
             "r_cate": r_cate,
@@ -142,7 +169,7 @@ class PrectrV2(nn.Module):
 
     def heads(self, parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         t = self.target_proj(parts["r_target"])
-        base_logits = self.base(torch.cat([parts["wide"], t, parts["r_user"], parts["r_cate"]], dim=1))
+        base_logits = self.base(torch.cat([parts["wide"], parts["lex"], t, parts["r_user"], parts["r_cate"]], dim=1))
         rsl_logits = self.rsl(torch.cat([parts["r_target"], parts["lex"]], dim=1))
         p = factored_probability(base_logits, rsl_logits)
         if self.use_moe:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from safetensors.torch import load_file, save_file
 
 from llm2ctr.artifacts import atomic_dir, is_up_to_date, read_manifest, write_manifest
+from llm2ctr.ctr_finetune.debias import matching_lower_pairs
 from llm2ctr.ctr_finetune.features import (
     FeatureReader,
     FeatureSpec,
@@ -30,10 +32,10 @@ from llm2ctr.ctr_finetune.features import (
     write_features,
 )
 from llm2ctr.ctr_finetune.inputs import PairContext
+from llm2ctr.ctr_finetune.truth import row_truth
 from llm2ctr.data.store import load_pairs, load_table
 
 log = logging.getLogger(__name__)
-SETS = ("train", "valid", "test", "cf_test")
 
 
 @dataclass
@@ -55,14 +57,16 @@ def data_inputs(cfg) -> dict[str, Path]:
     inputs = {"pairs": d / "pairs", "events": d / "events", "history": d / "history"}
     for name in ("pairs", "events", "history"):
         read_manifest(inputs[name])  # clear error naming the missing artifact
-    if (d / "counterfactual" / "manifest.json").is_file():
-        inputs["counterfactual"] = d / "counterfactual"
+    for optional in ("counterfactual", "ground_truth"):
+        if (d / optional / "manifest.json").is_file():
+            inputs[optional] = d / optional
     return inputs
 
 
 def _feature_config(cfg) -> dict:
     c = cfg.ctr
     return {
+        "version": 2,  # 2: truth and request columns, exploration slates held out
         "hash_buckets": c.hash_buckets, "position_feature": c.position_feature, "shard_rows": c.shard_rows,
         "valid_share": c.valid_share, "seed": c.seed, "bm25": [c.bm25_k1, c.bm25_b],
         "hist_len": cfg.data.history.max_user_history, "cross_len": cfg.data.history.cross_user_k,
@@ -98,23 +102,49 @@ def prepare(cfg, force: bool = False) -> Prepared:
     cut = np.quantile(ts[train_idx], 1.0 - cfg.ctr.valid_share) if cfg.ctr.valid_share > 0 else np.inf
     valid_idx = train_idx[ts[train_idx] >= cut]
     fit_idx = train_idx[ts[train_idx] < cut]
-    spec = make_spec(events.take(pa.array(fit_idx)), cfg.ctr.hash_buckets, fcfg["hist_len"], fcfg["cross_len"], cfg.ctr.position_feature)
+    exploration = _exploration_mask(events)
+    spec = make_spec(events.take(pa.array(fit_idx[~exploration[fit_idx]])), cfg.ctr.hash_buckets,
+                     fcfg["hist_len"], fcfg["cross_len"], cfg.ctr.position_feature)
     rng = np.random.default_rng(cfg.ctr.seed)
     counts: dict[str, int] = {}
+    extra = _extra_columns(cfg, events, counterfactual=False)
     with atomic_dir(out) as tmp:
         sr = cfg.ctr.shard_rows
-        counts["train"] = write_features(tmp / "train.arrow", events, spec, pairs, hist, sr, rng.permutation(fit_idx), where)
-        counts["valid"] = write_features(tmp / "valid.arrow", events, spec, pairs, hist, sr, valid_idx, where)
-        counts["test"] = write_features(tmp / "test.arrow", events, spec, pairs, hist, sr, np.flatnonzero(test_mask), where)
+        shuffled = rng.permutation(fit_idx)
+
+        def write(name: str, table: pa.Table, idx: np.ndarray, where_: str, cols: dict[str, np.ndarray]) -> None:
+            counts[name] = write_features(tmp / f"{name}.arrow", table, spec, pairs, hist, sr, idx, where_, cols)
+
+        write("train", events, shuffled[~exploration[shuffled]], where, extra)
+        if exploration.any():  # the positive control of exposure debias also trains on the random slates
+            write("train_exploration", events, shuffled, where, extra)
+        write("valid", events, valid_idx[~exploration[valid_idx]], where, extra)
+        test_idx = np.flatnonzero(test_mask & ~exploration)
+        write("test", events, test_idx, where, extra)
         if "counterfactual" in inputs:
             cf = load_table(inputs["counterfactual"], "events")
             cf_where = str(inputs["counterfactual"])
-            cf_idx = np.flatnonzero(_split_mask(cf, "test", cf_where))
-            counts["cf_test"] = write_features(tmp / "cf_test.arrow", cf, spec, pairs, hist, sr, cf_idx, cf_where)
+            cf_idx = np.flatnonzero(_split_mask(cf, "test", cf_where) & ~_exploration_mask(cf))
+            write("cf_test", cf, cf_idx, cf_where, _extra_columns(cfg, cf, counterfactual=True))
+        counts["exploration_rows_excluded"] = int(exploration.sum())
         (tmp / "spec.json").write_text(spec.to_json())
         write_manifest(tmp, kind="ranker", stage="ctr_finetune", config=fcfg, inputs=inputs, counts=counts, role="features")
     log.info("ranker features: %s", counts)
     return Prepared(out, spec, pairs, counts)
+
+
+def _exploration_mask(table: pa.Table) -> np.ndarray:
+    """Rows of the simulator's uniformly random slates (the debias control); none on a real log."""
+    if "exploration" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    return np.asarray(table.column("exploration").fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _extra_columns(cfg, table: pa.Table, counterfactual: bool) -> dict[str, np.ndarray]:
+    """Per-row request code and simulator truth (NaN without ground truth) stored beside the features."""
+    codes, _ = pd.factorize(pd.Series(table.column("request_id").to_pylist(), dtype=object))
+    truth = row_truth(cfg.stage_dir("data", "ground_truth"), table, counterfactual)
+    return {"request_code": codes.astype(np.int64), **{k: v.astype(np.float32) for k, v in truth.items()}}
 
 
 def student_dir(cfg) -> Path:
@@ -128,8 +158,9 @@ def text_cache(cfg, prepared: Prepared, source: str) -> dict[str, torch.Tensor]:
 
     folder = student_dir(cfg)
     m = read_manifest(folder)
-    key = f"{m['content_hash'][:16]}-{cfg.ctr.text_max_length}-{cfg.ctr.seed}-{prepared.pairs.n}"
-    path = prepared.directory / f"text_{source}.safetensors"
+    seed = cfg.ctr.seed if source == "random" else 0  # only the random encoder depends on the seed
+    key = f"{m['content_hash'][:16]}-{cfg.ctr.text_max_length}-{seed}-{prepared.pairs.n}"
+    path = prepared.directory / (f"text_{source}.safetensors" if source != "random" else f"text_random_{seed}.safetensors")
     if path.is_file():
         from safetensors import safe_open
 
@@ -151,6 +182,7 @@ def make_context(prepared: Prepared, text: dict[str, torch.Tensor] | None, text_
         "lexical": torch.from_numpy(p.lexical),
         "pair_query": torch.from_numpy(p.query_index),
         "item_code": torch.from_numpy(p.item_code),
+        "lower_pairs": torch.from_numpy(matching_lower_pairs(p.query_index, p.category, p.rsl)),
     }
     if text is None:
         tensors["pair_emb"] = torch.zeros((p.n, text_dim))

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a registry name means. ``encoder``: none | frozen | finetune | random (random init, fine-tuned)."""
+    """What a registry name means.
+
+    ``encoder``: none | frozen | finetune | random (random init, fine-tuned). ``lexical``: the
+    query-item match features as inputs (off in the ablations that show what the encoder adds).
+    ``oracle``: the simulator's true relevance sensitivity as an input (a positive control, never
+    a production model). ``train_set``: the feature file trained on; ``train_exploration`` adds
+    the simulator's uniformly random slates (the positive control of exposure debias).
+    ``role``: model | ablation | control (controls are only meaningful on simulated data).
+    """
 
     name: str
     kind: str  # lr | dnn | wide_deep | din | prectr
@@ -15,10 +23,24 @@ class ModelSpec:
     use_cross: bool = False
     debias: bool = False
     description: str = ""
+    lexical: bool = True
+    oracle: bool = False
+    train_set: str = "train"
+    role: str = "model"
 
     @property
     def uses_text(self) -> bool:
         return self.encoder != "none"
+
+    @property
+    def needs_truth(self) -> bool:
+        """True when the model reads simulator ground truth (oracle input or exploration slates)."""
+        return self.oracle or self.train_set != "train"
+
+
+def _ablation(name: str, description: str, **kw) -> ModelSpec:
+    return ModelSpec(name, "prectr", kw.pop("encoder", "finetune"), kw.pop("use_cross", True),
+                     kw.pop("debias", True), description, role="ablation", **kw)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -27,16 +49,31 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("lr", "lr", description="logistic regression on hashed sparse + numeric + lexical"),
         ModelSpec("dnn", "dnn", description="MLP on the same inputs"),
         ModelSpec("wide_deep", "wide_deep", description="Wide&Deep: LR part + MLP"),
-        ModelSpec("din", "din", description="DIN: target attention over the user's clicked-item ids"),
+        ModelSpec("din", "din", description="DIN: target attention over the user's behaviour item ids"),
         ModelSpec("prectr", "prectr", "frozen", False, False, "PRECTR: frozen encoder, own history only, no debias"),
         ModelSpec("prectr_v2", "prectr", "finetune", True, True, "PRECTR-V2: full model"),
-        ModelSpec("v2_no_coldstart", "prectr", "finetune", False, True, "V2 w/o cross-user (cold-start) mining"),
-        ModelSpec("v2_no_debias", "prectr", "finetune", True, False, "V2 w/o exposure debias"),
-        ModelSpec("v2_random_encoder", "prectr", "random", True, True, "V2 w/o the distilled encoder (random init)"),
-        ModelSpec("v2_frozen", "prectr", "frozen", True, True, "V2 with the distilled encoder frozen"),
+        _ablation("v2_no_coldstart", "V2 w/o cross-user (cold-start) mining", use_cross=False),
+        _ablation("v2_no_debias", "V2 w/o exposure debias", debias=False),
+        _ablation("v2_random_encoder", "V2 w/o the distilled encoder (random init)", encoder="random"),
+        _ablation("v2_frozen", "V2 with the distilled encoder frozen", encoder="frozen"),
+        _ablation("v2_frozen_no_coldstart", "V2 w/o cross-user mining, encoder frozen", encoder="frozen",
+                  use_cross=False),
+        _ablation("v2_frozen_no_debias", "V2 w/o exposure debias, encoder frozen", encoder="frozen", debias=False),
+        _ablation("v2_no_lexical", "V2 w/o lexical match features (the encoder alone reads the text)", lexical=False),
+        _ablation("v2_frozen_no_lexical", "V2 w/o lexical features, encoder frozen", encoder="frozen", lexical=False),
+        ModelSpec("dnn_no_lexical", "dnn", description="DNN w/o lexical features (no text signal at all)",
+                  lexical=False, role="ablation"),
+        ModelSpec("dnn_oracle_sensitivity", "dnn", description="control: DNN given the true relevance sensitivity",
+                  oracle=True, role="control"),
+        ModelSpec("dnn_exploration", "dnn", description="control: DNN also trained on 5% uniformly random slates",
+                  train_set="train_exploration", role="control"),
     ]
 }
-DEFAULT_SUITE = list(REGISTRY)
+# what `ctr train` trains by default: the baselines, PRECTR, PRECTR-V2 and the ablations with the
+# encoder frozen (a fine-tuned ablation costs ~5x; v2_no_coldstart, v2_no_debias, v2_no_lexical and
+# v2_random_encoder train by name). Controls need the simulator's truth: `ctr study` trains them.
+DEFAULT_SUITE = ["lr", "dnn", "wide_deep", "din", "prectr", "prectr_v2", "v2_frozen", "v2_frozen_no_coldstart",
+                 "v2_frozen_no_debias", "v2_frozen_no_lexical", "dnn_no_lexical"]
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -4,6 +4,11 @@ Every random choice of a step (negative downsampling, debias noise and levels) c
 generator seeded by (seed, epoch, step) and the data order is a pure function of (seed, epoch),
 so a run killed at any point and restarted from its last checkpoint ends with the same weights
 as an uninterrupted run (tests/ctr/test_resume.py kills one with SIGKILL to check).
+
+Up to ``epochs`` epochs under a warm-up + decay lr schedule (schedule.py, a function of the global
+step); with a validation reader, the validation loss after each epoch drives early stopping and the
+returned model carries the best epoch's weights. A checkpoint follows every validation, so a kill
+never redoes or skips one.
 """
 
 from __future__ import annotations
@@ -16,14 +21,30 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
-from llm2ctr.artifacts import atomic_dir, atomic_write_json, atomic_write_text, reading
+from llm2ctr.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    reading,
+)
 from llm2ctr.ctr_finetune.baselines import ModelSpec
 from llm2ctr.ctr_finetune.debias import debias_loss
 from llm2ctr.ctr_finetune.features import FeatureReader
 from llm2ctr.ctr_finetune.rsl import rsl_loss
+from llm2ctr.ctr_finetune.schedule import (
+    EarlyStopping,
+    LrSchedule,
+    check_options,
+    make_scheduler,
+    planned_steps,
+)
 
 log = logging.getLogger(__name__)
 CKPT = "checkpoint"
@@ -89,6 +110,35 @@ def _load_checkpoint(directory: Path, model, optimizer) -> dict:
         return json.loads((directory / "state.json").read_text())
 
 
+def _save_best(path: Path, model: torch.nn.Module, epoch: int, loss: float) -> None:
+    """Weights of the best epoch so far (atomic: a kill leaves the previous best or the new one)."""
+    meta = {"epoch": str(epoch), "valid_loss": repr(loss)}
+    atomic_write_bytes(path, save_safetensors(state_tensors(model), metadata=meta))
+
+
+def _truncate_log(log_path: Path, global_step: int, n_valid: int) -> None:
+    """Drop log lines past the checkpoint (they will be redone): step lines after its step, and
+    validation lines beyond the ``n_valid`` epochs whose validation the checkpoint recorded."""
+    keep = []
+    for ln in log_path.read_text().splitlines():
+        rec = json.loads(ln)
+        if (rec["epoch"] < n_valid) if rec.get("event") == "valid" else (rec["global_step"] <= global_step):
+            keep.append(ln)
+    atomic_write_text(log_path, "".join(ln + "\n" for ln in keep))
+
+
+def valid_loss(model: torch.nn.Module, reader: FeatureReader, batch_size: int, progress: bool = False) -> float:
+    """Mean unweighted BCE of the model's logits on a whole feature file (the early-stopping signal)."""
+    logit = torch.from_numpy(predict(model, reader, batch_size, "validate", progress)["logit"]).double()
+    y = torch.from_numpy(reader.column("label")).double()
+    return float(F.binary_cross_entropy_with_logits(logit, y))
+
+
+def valid_batch_size(cfg) -> int:
+    """Inference batch of validation (same as jobs' predictions, so the losses match bit for bit)."""
+    return max(cfg.batch_size, 4096)
+
+
 def train(
     model: torch.nn.Module,
     spec: ModelSpec,
@@ -96,36 +146,56 @@ def train(
     cfg,
     out_dir: str | Path,
     progress: bool = True,
+    valid: FeatureReader | None = None,
 ) -> dict:
-    """Train ``model`` on ``reader``; checkpoints and ``train_log.jsonl`` go to ``out_dir``."""
+    """Train ``model`` on ``reader`` for up to ``cfg.epochs`` epochs; checkpoints and
+    ``train_log.jsonl`` go to ``out_dir``.
+
+    With a ``valid`` reader the loss on it is measured after every epoch, training stops after
+    ``cfg.early_stopping_patience`` epochs without improvement and the model ends with the best
+    epoch's weights (also in ``out_dir/best.safetensors``).
+    """
+    check_options(cfg)
+    if valid is not None and valid.num_rows == 0:
+        valid = None  # e.g. ctr.valid_share=0: nothing to stop on, train every epoch
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(cpu=True)
-    optimizer = make_optimizer(model, cfg.lr, cfg.enc_lr_scale, cfg.weight_decay)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    ckpt, log_path = out_dir / CKPT, out_dir / "train_log.jsonl"
+    opt = make_optimizer(model, cfg.lr, cfg.enc_lr_scale, cfg.weight_decay)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    model, optimizer = accelerator.prepare(model, opt)
+    ckpt, log_path, best_path = out_dir / CKPT, out_dir / "train_log.jsonl", out_dir / "best.safetensors"
     epoch, step, global_step, seconds, samples = 0, 0, 0, 0.0, 0
+    st: dict = {}
     if (ckpt / "state.json").is_file():
         st = _load_checkpoint(ckpt, model, optimizer)
         epoch, step, global_step = st["epoch"], st["step"], st["global_step"]
         seconds, samples = st["seconds"], st["samples"]
         log.info("%s: resuming at epoch %d step %d", spec.name, epoch, step)
-        if log_path.is_file():  # drop log lines past the checkpoint: they will be redone
-            lines = [ln for ln in log_path.read_text().splitlines() if json.loads(ln)["global_step"] <= global_step]
-            atomic_write_text(log_path, "".join(ln + "\n" for ln in lines))
-    elif log_path.exists():
-        log_path.unlink()
+        if log_path.is_file():
+            _truncate_log(log_path, global_step, len((st.get("early_stopping") or {}).get("losses", [])))
+    else:
+        for stale in (log_path, best_path):
+            stale.unlink(missing_ok=True)
+    stopper = EarlyStopping.from_state(cfg.early_stopping_patience, cfg.early_stopping_min_delta, st.get("early_stopping"))
     spe = reader.steps_per_epoch(cfg.batch_size)
-    total = spe * cfg.epochs if cfg.max_steps <= 0 else min(spe * cfg.epochs, cfg.max_steps)
+    total = planned_steps(spe, cfg.epochs, cfg.max_steps)
+    schedule = LrSchedule.from_config(cfg, total)
+    scheduler = make_scheduler(opt, schedule, base_lrs, global_step)
     bar = tqdm(total=total, initial=global_step, desc=f"train {spec.name}", disable=not progress, leave=False)
     model.train()
-    done = global_step >= total
     unfreeze_step = int(round(cfg.encoder_unfreeze_at * total))
     raw = accelerator.unwrap_model(model)
     has_live = hasattr(raw, "encoder_live") and getattr(raw, "encoder", None) is not None
+
+    def checkpoint() -> None:
+        meta = {"epoch": epoch, "step": step, "global_step": global_step, "seconds": seconds, "samples": samples,
+                "early_stopping": stopper.state()}
+        _save_checkpoint(ckpt, raw, optimizer, meta)
+
     logf = open(log_path, "a")  # noqa: SIM115 - closed in finally
     try:
-        while not done and epoch < cfg.epochs:
+        while epoch < cfg.epochs and global_step < total and not stopper.stopped:
             for batch in reader.batches(cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, start_step=step):
                 t0 = time.perf_counter()
                 g = _step_generator(cfg.seed, epoch, step)
@@ -141,57 +211,89 @@ def train(
                     stats["rsl_loss"] = float(aux.detach())
                 if spec.debias:
                     d, dstats = debias_loss(
-                        accelerator.unwrap_model(model), out, batch, g,
+                        raw, out, batch, g,
                         margin=cfg.debias_margin, threshold=cfg.debias_ctr_threshold,
                         weight=cfg.debias_weight, noise_std=cfg.debias_noise_std,
                         p1=cfg.debias_rsl_p1, p2=cfg.debias_rsl_p2, rsl_weight=cfg.rsl_loss_weight,
+                        truncation=cfg.debias_truncation,
                     )
                     loss = loss + d
                     stats.update(dstats, debias_loss=float(d.detach()))
                 optimizer.zero_grad(set_to_none=True)
                 accelerator.backward(loss)
+                lr = opt.param_groups[0]["lr"]
                 optimizer.step()
+                scheduler.step()
                 step += 1
                 global_step += 1
                 samples += int(batch["label"].shape[0])
                 seconds += time.perf_counter() - t0
-                logf.write(json.dumps({"global_step": global_step, "epoch": epoch, "loss": float(loss.detach()), **stats}) + "\n")
+                rec = {"global_step": global_step, "epoch": epoch, "lr": lr, "loss": float(loss.detach()), **stats}
+                logf.write(json.dumps(rec) + "\n")
                 bar.update(1)
                 if global_step >= total:
-                    done = True
                     break
-                if cfg.checkpoint_every > 0 and global_step % cfg.checkpoint_every == 0:
-                    logf.flush()
-                    meta = {"epoch": epoch, "step": step, "global_step": global_step, "seconds": seconds, "samples": samples}
-                    _save_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, meta)
-            else:
-                epoch, step = epoch + 1, 0
+                if cfg.checkpoint_every > 0 and global_step % cfg.checkpoint_every == 0 and step < spe:
+                    logf.flush()  # (the epoch's last step is checkpointed below, after validation)
+                    checkpoint()
+            # the epoch is over (or the step cap cut it short): validate, then checkpoint the boundary
+            if valid is not None:
+                vl = valid_loss(raw, valid, valid_batch_size(cfg), progress)
+                model.train()  # back to training mode; drops the encodings cached for validation
+                if stopper.update(epoch, vl):
+                    _save_best(best_path, raw, epoch, vl)
+                logf.write(json.dumps({"event": "valid", "epoch": epoch, "global_step": global_step, "valid_loss": vl,
+                                       "best_epoch": stopper.best_epoch, "stopped": stopper.stopped}) + "\n")
+            epoch, step = epoch + 1, 0
+            logf.flush()
+            checkpoint()
     finally:
         logf.close()
         bar.close()
-    model = accelerator.unwrap_model(model)
-    if hasattr(model, "encoder_live") and model.encoder is not None:
-        model.encoder_live = True
-    save_file(state_tensors(model), str(out_dir / "model.safetensors"))
-    meta = {"epoch": epoch, "step": step, "global_step": global_step, "seconds": seconds, "samples": samples}
-    _save_checkpoint(ckpt, model, optimizer, meta)
+    if hasattr(raw, "encoder_live") and raw.encoder is not None:
+        raw.encoder_live = True
+    if stopper.best_epoch is not None:
+        _load_best(best_path, raw, stopper.best_epoch)
+    save_file(state_tensors(raw), str(out_dir / "model.safetensors"))
     return {
         "steps": global_step,
         "samples": samples,
         "train_seconds": round(seconds, 3),
         "samples_per_s": round(samples / seconds, 1) if seconds > 0 else None,
+        "epochs_run": epoch,
+        "best_epoch": stopper.best_epoch,
+        "best_valid_loss": stopper.best_loss,
+        "valid_losses": list(stopper.losses),
+        "stopped_early": stopper.stopped,
+        "lr_schedule": cfg.lr_schedule,
     }
 
 
+def _load_best(path: Path, model: torch.nn.Module, epoch: int) -> None:
+    """Put the best epoch's weights into ``model``; refuse a file from another epoch."""
+    with reading(path, "best ranker weights"):
+        with safe_open(str(path), "pt") as fh:
+            saved = (fh.metadata() or {}).get("epoch")
+        weights = load_file(str(path))
+    if saved != str(epoch):
+        raise ArtifactError(f"{path}: holds epoch {saved}, but the checkpoint's best is epoch {epoch}; "
+                            f"delete {path.parent} to retrain")
+    model.load_state_dict(weights)
+    model.train()  # drop any encodings cached from other weights
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, reader: FeatureReader, batch_size: int, desc: str = "predict") -> dict:
+def predict(
+    model: torch.nn.Module, reader: FeatureReader, batch_size: int, desc: str = "predict", progress: bool = True
+) -> dict:
     """Logits (and, for PRECTR variants, P factored, tau, gate weight w1) over a whole feature file."""
     model.eval()
-    if hasattr(model, "cache_targets") and model._tuned is None:
+    if getattr(model, "encoder_live", False) and model._tuned is None:
         model.cache_targets()  # every pair once, reused by the later predict calls of this model
     keys = ("logit", "p_factored", "tau")
     out: dict[str, list[torch.Tensor]] = {k: [] for k in (*keys, "gate1")}
-    for batch in tqdm(reader.batches(batch_size), total=reader.steps_per_epoch(batch_size), desc=desc, leave=False):
+    batches = reader.batches(batch_size)
+    for batch in tqdm(batches, total=reader.steps_per_epoch(batch_size), desc=desc, leave=False, disable=not progress):
         o = model(batch)
         for k in keys:
             if k in o:

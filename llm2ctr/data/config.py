@@ -91,17 +91,37 @@ class SimulateConfig:
     # logit change per unit of log-price (centred), by user segment: bargain, casual, premium, enthusiast
     price_slope_by_segment: list[float] = field(default_factory=lambda: [-0.8, -0.3, 0.3, 0.0])
     seed: int = 0
+    # query_types: sensitivity also varies by fine-grained query type, plus exploration slates;
+    # classic: the original world (every setting below is ignored; same output as before they existed)
+    world: str = "query_types"
+    queries_per_type: float = 4.0  # per category, k = max(1, round(n_queries / this)) TF-IDF KMeans types
+    type_sensitivity_sd: float = 1.0  # static per-type sensitivity effect ~ N(0, this)
+    # per-type random walk over days (step sd; 0 = static types): trends that only recent behaviours
+    # reveal, so cross-user mining has information no id learned on the training days carries
+    type_drift_sd: float = 0.3
+    # multiplier of an item's appeal (attractiveness + brand effect) in the click logit for rsl 1, 2, 3, 4:
+    # a popular but irrelevant item is not clicked for its popularity. The exposure policy rarely shows
+    # such items, so a ranker trained on the exposed log over-scores them (what exposure debias targets)
+    appeal_by_level: list[float] = field(default_factory=lambda: [0.1, 0.4, 1.0, 1.0])
+    # weight of each candidate's true click logit in the exposure policy's selection keys (an upstream
+    # ranker that knew more than the logged features): exposed items are selected on click drivers a
+    # ranker trained on the log cannot see, the bias exposure debias exists for. 0 = classic keys
+    exposure_ctr_weight: float = 1.0
+    random_slate_share: float = 0.05  # share of requests shown a uniformly random slate (exploration)
 
 
 @dataclass
 class HistoryConfig:
     """User history and cross-user sequences (PRECTR-V2 cold-start mining)."""
 
-    max_user_history: int = 20  # m: last m behaviours strictly before the impression
+    max_user_history: int = 50  # m: last m behaviours strictly before the impression
     top_users_per_category: int = 50  # paper: 50 most active users per category
-    cross_user_k: int = 20  # top-k behaviours of those users by query similarity
+    cross_user_k: int = 50  # top-k behaviours of those users by query similarity
     similarity: str = "token_overlap"  # token_overlap | embedder (rag stage)
-    behaviour: str = "click"  # click: clicked impressions are behaviours | impression: every impression
+    # impression: every impression (shown and skipped, with its click flag) is a behaviour, so a sequence
+    # carries click *rates* (how often similar queries' exact matches were clicked lately), which
+    # clicks alone cannot; 50 impressions are ~5 slates | click: clicked impressions only (the paper's log)
+    behaviour: str = "impression"
     chunk_requests: int = 4096  # requests scored at once for the cross-user top-k (memory bound)
 
 

@@ -66,6 +66,7 @@ def run_simulate(cfg: Config, pairs_dir: str | Path | None = None) -> dict[str, 
         event_truth_table,
         events_table,
         params,
+        request_truth_table,
         users_table,
     )
 
@@ -83,31 +84,38 @@ def run_simulate(cfg: Config, pairs_dir: str | Path | None = None) -> dict[str, 
     gt_dir = cfg.stage_dir("data", "ground_truth")
     inputs = {"pairs": pairs_dir}
     ctr = float(np.mean(sim.click[sim.exposed])) if sim.exposed.any() else 0.0
-    rsl4 = float(np.mean(sim.rsl[sim.exposed] == 4)) if sim.exposed.any() else 0.0
+    policy = sim.exposed & ~sim.exploration[:, None]  # the exposure policy's slates (exploration aside)
+    rsl4 = float(np.mean(sim.rsl[policy] == 4)) if policy.any() else 0.0
+    n_explore = int(sim.exploration.sum())
     common = {"stage": "data.simulate", "config": sim_cfg, "inputs": inputs, "seed": cfg.seed}
-    save_table(events, ev_dir, kind="events", **common, ctr=ctr, exposed_rsl4_share=rsl4,
+    world = {} if sim_cfg.world == "classic" else {"world": sim_cfg.world, "exploration_requests": n_explore}
+    save_table(events, ev_dir, kind="events", **common, ctr=ctr, exposed_rsl4_share=rsl4, **world,
                counts={"requests": len(sim.req.user), "clicks": int(sim.click.sum())})
     save_table(cf, cf_dir, kind="events", **common, counterfactual=True,
                counts={"requests": len(sim.req.user), "exposed": int(sim.exposed.sum())})
     steps.update()
     users = users_table(sim)
     truth = event_truth_table(sim)
+    req_truth = request_truth_table(sim)
     import datasets
 
     with atomic_dir(gt_dir) as tmp:
         datasets.Dataset(users).save_to_disk(str(tmp / "users"))
         datasets.Dataset(truth).save_to_disk(str(tmp / "events"))
-        atomic_write_json(tmp / "params.json", params(sim))
+        datasets.Dataset(req_truth).save_to_disk(str(tmp / "requests"))
+        atomic_write_json(tmp / "params.json", params(sim, sim_cfg))
         write_manifest(tmp, kind="ground_truth", **common,
-                       counts={"users": users.num_rows, "events": truth.num_rows},
+                       counts={"users": users.num_rows, "events": truth.num_rows, "requests": req_truth.num_rows},
                        tables={"users": "users", "events": "events (rows in data/events order)",
+                               "requests": "requests (one row per request, request-id order)",
                                "params": "params.json"})
     steps.update()
     steps.close()
     out = {"events": str(ev_dir), "counterfactual": str(cf_dir), "ground_truth": str(gt_dir),
            "requests": len(sim.req.user), "event_rows": events.num_rows, "counterfactual_rows": cf.num_rows,
            "ctr": round(ctr, 5), "exposed_rsl4_share": round(rsl4, 4), "intercept": round(sim.intercept, 4),
-           "unlabelled_pairs_skipped": sim.pool.n_unlabelled}
+           "unlabelled_pairs_skipped": sim.pool.n_unlabelled, "world": sim_cfg.world,
+           "n_types": sim.pool.n_types, "exploration_requests": n_explore}
     log.info("simulate: %s", out)
     return out
 
@@ -123,6 +131,21 @@ def load_ground_truth(directory: str | Path) -> tuple[pa.Table, pa.Table, dict[s
     users = datasets.load_from_disk(str(directory / "users")).data.table
     events = datasets.load_from_disk(str(directory / "events")).data.table
     return users, events, json.loads((directory / "params.json").read_text(encoding="utf-8"))
+
+
+def load_request_truth(directory: str | Path) -> pa.Table:
+    """Per-request truth (request-id order): user, day, query type, sensitivity and its parts,
+    exploration flag; what the oracle gains of cold-start mining and the gate are computed from."""
+    import datasets
+
+    directory = Path(directory)
+    read_manifest(directory, "ground_truth")
+    if not (directory / "requests").is_dir():
+        from llm2ctr.artifacts import ArtifactError
+
+        raise ArtifactError(f"{directory}: no 'requests' table; it was written by an older simulator, "
+                            "re-run `llm2ctr data simulate`")
+    return datasets.load_from_disk(str(directory / "requests")).data.table
 
 
 def run_history(cfg: Config, events_dir: str | Path | None = None) -> dict[str, Any]:

@@ -19,6 +19,14 @@ Per request (users, categories and queries come from ``simulate_world``):
   the request's category ``s_uc = max(0, mean_c + dev_u)``. The intercept ``a`` is solved by
   bisection so the mean exposed P(click) equals ``target_ctr``.
 
+World ``query_types`` (the default; ``classic`` is the above, byte-identical to before the worlds
+existed) adds, each from its own rng stream so the classic draws are unchanged:
+
+- fine-grained query types (``query_types.py``) with a sensitivity effect, static plus an optional
+  daily random walk: ``s = max(0, mean_c + type_t + drift_t(day) + dev_u)``;
+- exploration: a ``random_slate_share`` of requests gets a uniformly random slate of the same size
+  in uniformly random order (flag ``exploration``), the positive control for exposure debias.
+
 The counterfactual table holds every candidate of every request, exposed or not, with
 ``p_click = sigmoid(z)`` (the true probability at position 1) and a click drawn from it.
 """
@@ -32,6 +40,7 @@ import pyarrow as pa
 from scipy.special import expit
 
 from llm2ctr.data.config import SimulateConfig
+from llm2ctr.data.query_types import type_effects
 from llm2ctr.data.simulate_world import (
     SEGMENT_NAMES,
     Pool,
@@ -42,6 +51,8 @@ from llm2ctr.data.simulate_world import (
     build_users,
     rng_for,
 )
+
+WORLDS = ("query_types", "classic")
 
 
 def check_config(cfg: SimulateConfig) -> None:
@@ -59,6 +70,14 @@ def check_config(cfg: SimulateConfig) -> None:
         (len(cfg.price_slope_by_segment) == len(SEGMENT_NAMES), "price_slope_by_segment",
          f"{len(SEGMENT_NAMES)} numbers ({', '.join(SEGMENT_NAMES)})"),
         (cfg.max_favourite_categories >= 1, "max_favourite_categories", ">= 1"),
+        (cfg.world in WORLDS, "world", " or ".join(repr(w) for w in WORLDS)),
+        (cfg.queries_per_type >= 1.0, "queries_per_type", ">= 1"),
+        (cfg.type_sensitivity_sd >= 0.0, "type_sensitivity_sd", ">= 0"),
+        (cfg.type_drift_sd >= 0.0, "type_drift_sd", ">= 0"),
+        (0.0 <= cfg.random_slate_share <= 1.0, "random_slate_share", "0..1"),
+        (len(cfg.appeal_by_level) == 4 and min(cfg.appeal_by_level) >= 0, "appeal_by_level",
+         "4 multipliers >= 0 (rsl 1, 2, 3, 4)"),
+        (cfg.exposure_ctr_weight >= 0, "exposure_ctr_weight", ">= 0"),
     ]
     for ok, key, expected in checks:
         if not ok:
@@ -93,6 +112,16 @@ class Simulation:
     p_pos1: np.ndarray  # sigmoid(z)
     click: np.ndarray  # clicks of exposed items
     cf_click: np.ndarray  # counterfactual clicks drawn from p_pos1
+    # ground truth for each mechanism's best achievable gain (query_types world; neutral in classic)
+    exploration: np.ndarray  # per request: shown a uniformly random slate
+    day: np.ndarray  # per request: (ts - start_ts) // 86400
+    query_type: np.ndarray  # per request (-1 in classic)
+    type_effect: np.ndarray  # per request: static type effect + that day's drift (0 in classic)
+    type_static: np.ndarray  # per type
+    sensitivity_without_type: np.ndarray  # per request: max(0, mean_c + dev_u)
+    sensitivity_category: np.ndarray  # per request: mean_c
+    p_pos1_without_type: np.ndarray  # sigmoid(z with s replaced by sensitivity_without_type)
+    p_pos1_without_rsl: np.ndarray  # sigmoid(z without the s * g(rsl) term)
 
 
 def _calibrate(z: np.ndarray, examine: np.ndarray, target: float) -> float:
@@ -124,8 +153,41 @@ def simulate(pairs: pa.Table, cfg: SimulateConfig, seed: int = 0, source: str = 
     item = pool.item_idx[safe]
     attract = np.where(valid, pool.attract[item], 0.0)
 
-    # exposure policy
+    types_on = cfg.world == "query_types"
     n_cand = valid.sum(1)
+    # true click model
+    sens_cat = users.cat_sens_mean[req.cat]
+    sens_wo_type = np.maximum(0.0, sens_cat + users.sens_dev[req.user])  # the classic sensitivity
+    day = np.minimum((req.ts - cfg.start_ts) // 86400, cfg.days - 1).astype(np.int64)
+    if types_on:
+        type_static, drift = type_effects(pool.n_types, cfg, rng_for(seed, cfg, 52), rng_for(seed, cfg, 53))
+        qtype = pool.query_type[req.query]
+        type_eff = type_static[qtype] + drift[qtype, day]
+        sens = np.maximum(0.0, sens_cat + type_eff + users.sens_dev[req.user])
+    else:
+        type_static, qtype = np.zeros(0), np.full(len(req.user), -1, dtype=np.int64)
+        type_eff, sens = np.zeros(len(req.user)), sens_wo_type
+    g_rsl = (rsl.astype(np.float64) - 2.5) / 1.5
+    lp = np.where(valid, pool.log_price[item], 0.0)
+    lp_centered = lp - (lp.sum(1) / np.maximum(n_cand, 1))[:, None]
+    slope = np.asarray(cfg.price_slope_by_segment, dtype=np.float64)[users.segment[req.user]]
+    brand = pool.brand_effect[pool.brand_idx[item]]
+    bias = users.bias[req.user][:, None]
+
+    # query_types world: how much an item's appeal (attractiveness + brand) counts depends on its
+    # relevance (an irrelevant item is not clicked for being popular); classic: it always counts fully
+    if types_on:
+        appeal = (attract + brand) * np.r_[1.0, np.asarray(cfg.appeal_by_level, dtype=np.float64)][rsl]
+
+        def logit(s: np.ndarray) -> np.ndarray:  # one expression, so every variant rounds alike
+            return s[:, None] * g_rsl + appeal + bias + slope[:, None] * lp_centered
+    else:
+        def logit(s: np.ndarray) -> np.ndarray:  # the classic expression, bit for bit
+            return s[:, None] * g_rsl + attract + brand + bias + slope[:, None] * lp_centered
+
+    z = logit(sens)
+
+    # exposure policy
     slate = np.minimum(cfg.slate_size, n_cand)
     is4 = valid & (rsl == 4)
     other = valid & (rsl < 4)
@@ -135,20 +197,19 @@ def simulate(pairs: pa.Table, cfg: SimulateConfig, seed: int = 0, source: str = 
     n_o = np.minimum(slate - n4, avail_o)
     n4 = np.minimum(avail4, slate - n_o)
     g = rng.gumbel(size=cand.shape)
-    key4 = np.where(is4, attract + g, -np.inf)
-    key_o = np.where(other, rsl + 0.5 * g, -np.inf)
+    if types_on and cfg.exposure_ctr_weight:  # the upstream ranker also scored each candidate's click logit
+        key4 = np.where(is4, attract + g + cfg.exposure_ctr_weight * z, -np.inf)
+        key_o = np.where(other, rsl + 0.5 * g + cfg.exposure_ctr_weight * z, -np.inf)
+    else:
+        key4 = np.where(is4, attract + g, -np.inf)
+        key_o = np.where(other, rsl + 0.5 * g, -np.inf)
     exposed = (is4 & (_row_rank(key4) < n4[:, None])) | (other & (_row_rank(key_o) < n_o[:, None]))
     rank_key = np.where(exposed, 0.8 * rsl + 0.5 * attract + rng.gumbel(size=cand.shape), -np.inf)
     position = np.where(exposed, _row_rank(rank_key) + 1, 0).astype(np.int16)
+    explore = np.zeros(len(cand), dtype=bool)
+    if types_on:
+        explore = _explore(exposed, position, valid, slate, cfg.random_slate_share, rng_for(seed, cfg, 54))
 
-    # true click model
-    sens = np.maximum(0.0, users.cat_sens_mean[req.cat] + users.sens_dev[req.user])
-    g_rsl = (rsl.astype(np.float64) - 2.5) / 1.5
-    lp = np.where(valid, pool.log_price[item], 0.0)
-    lp_centered = lp - (lp.sum(1) / np.maximum(n_cand, 1))[:, None]
-    slope = np.asarray(cfg.price_slope_by_segment, dtype=np.float64)[users.segment[req.user]]
-    z = (sens[:, None] * g_rsl + attract + pool.brand_effect[pool.brand_idx[item]]
-         + users.bias[req.user][:, None] + slope[:, None] * lp_centered)
     examine = np.where(exposed, 1.0 / np.maximum(position, 1).astype(np.float64) ** cfg.position_bias_power, 0.0)
     a = _calibrate(z[exposed], examine[exposed], cfg.target_ctr)
     p1 = np.where(valid, expit(z + a), 0.0)
@@ -156,6 +217,24 @@ def simulate(pairs: pa.Table, cfg: SimulateConfig, seed: int = 0, source: str = 
     u = rng.random(cand.shape)
     click = exposed & (u < p)
     cf_click = valid & (rng.random(cand.shape) < p1)
+    p1_wo_type = np.where(valid, expit(logit(sens_wo_type) + a), 0.0) if types_on else p1
+    p1_wo_rsl = np.where(valid, expit(attract + brand + bias + slope[:, None] * lp_centered + a), 0.0)  # no relevance at all
     return Simulation(pool=pool, users=users, req=req, cand=cand, valid=valid, rsl=rsl, exposed=exposed,
                       position=position, z_wo_a=z, sensitivity=sens, intercept=a, examine=examine, p_exposed=p, p_pos1=p1,
-                      click=click, cf_click=cf_click)
+                      click=click, cf_click=cf_click, exploration=explore, day=day, query_type=qtype,
+                      type_effect=type_eff, type_static=type_static, sensitivity_without_type=sens_wo_type,
+                      sensitivity_category=sens_cat, p_pos1_without_type=p1_wo_type, p_pos1_without_rsl=p1_wo_rsl)
+
+
+def _explore(exposed: np.ndarray, position: np.ndarray, valid: np.ndarray, slate: np.ndarray, share: float,
+             rng: np.random.Generator) -> np.ndarray:
+    """Give a ``share`` of requests a uniformly random slate of the same size in uniformly random
+    order, in place; returns the per-request flag. Unbiased exposure: the debias positive control."""
+    explore = rng.random(len(exposed)) < share
+    rows = np.flatnonzero(explore)
+    v = valid[rows]
+    chosen = v & (_row_rank(np.where(v, rng.random(v.shape), -np.inf)) < slate[rows, None])
+    order = _row_rank(np.where(chosen, rng.random(v.shape), -np.inf))
+    exposed[rows] = chosen
+    position[rows] = np.where(chosen, order + 1, 0)
+    return explore

@@ -1,7 +1,8 @@
 """Turn a :class:`~llm2ctr.data.simulate.Simulation` into the events, counterfactual and truth tables.
 
 Strings are built once per entity (request, user, query ...) and gathered with Arrow ``take``,
-so no Python code runs per event row.
+so no Python code runs per event row. In the classic world events and counterfactual carry no
+new column (byte-identical to the simulator before worlds existed); the truth tables always do.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _rows_table(sim: Simulation, cfg: SimulateConfig, ri: np.ndarray, ci: np.nda
     user = req.user[ri]
     pairs = pool.pairs
     price_bucket = pa.array([f"pb{k}" for k in range(10)]).take(pa.array(pool.price_bucket[item]))
-    return {
+    cols: dict[str, Any] = {
         "request_id": request_ids(len(req.user)).take(ri_a),
         "user_id": user_ids(len(users.activity)).take(pa.array(user)),
         "ts": pa.array(req.ts[ri], pa.int64()),
@@ -63,6 +64,9 @@ def _rows_table(sim: Simulation, cfg: SimulateConfig, ri: np.ndarray, ci: np.nda
         "n_item_popularity": pa.array(np.log1p(pool.popularity[item]), pa.float32()),
         "split": _split_of(sim, cfg).take(ri_a),
     }
+    if cfg.world != "classic":  # exploration slates are the positive control for exposure debias
+        cols["exploration"] = pa.array(sim.exploration[ri], pa.bool_())
+    return cols
 
 
 def exposed_cells(sim: Simulation) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +94,9 @@ def counterfactual_table(sim: Simulation, cfg: SimulateConfig) -> pa.Table:
     cols["exposed"] = pa.array(sim.exposed[ri, ci], pa.bool_())
     cols["exposed_position"] = pa.array(sim.position[ri, ci], pa.int16())
     cols["p_click"] = pa.array(sim.p_pos1[ri, ci], pa.float32())
+    if cfg.world != "classic":  # truth, not features (no f_/n_ prefix): oracle gains at position 1
+        cols["p_click_without_type"] = pa.array(sim.p_pos1_without_type[ri, ci], pa.float32())
+        cols["p_click_without_rsl"] = pa.array(sim.p_pos1_without_rsl[ri, ci], pa.float32())
     return pa.table(cols)
 
 
@@ -125,11 +132,35 @@ def event_truth_table(sim: Simulation) -> pa.Table:
         "examine": pa.array(sim.examine[ri, ci], pa.float32()),
         "sensitivity": pa.array(sim.sensitivity[ri], pa.float32()),
         "logit": pa.array(sim.z_wo_a[ri, ci] + sim.intercept, pa.float32()),
+        # best achievable gains: type effect -> cold-start mining, relevance term -> debias / encoder
+        "query_type": pa.array(sim.query_type[ri], pa.int32()),
+        "type_effect": pa.array(sim.type_effect[ri], pa.float32()),
+        "sensitivity_without_type": pa.array(sim.sensitivity_without_type[ri], pa.float32()),
+        "sensitivity_category": pa.array(sim.sensitivity_category[ri], pa.float32()),
+        "p_click_without_type": pa.array(sim.examine[ri, ci] * sim.p_pos1_without_type[ri, ci], pa.float32()),
+        "p_click_without_rsl": pa.array(sim.examine[ri, ci] * sim.p_pos1_without_rsl[ri, ci], pa.float32()),
     })
 
 
-def params(sim: Simulation) -> dict[str, Any]:
-    """Scalar and per-category/brand parameters of the generating process."""
+def request_truth_table(sim: Simulation) -> pa.Table:
+    """One row per request, in request-id order: who, when, which type, and the sensitivity parts."""
+    n = len(sim.req.user)
+    return pa.table({
+        "request_id": request_ids(n),
+        "user_id": user_ids(len(sim.users.activity)).take(pa.array(sim.req.user)),
+        "day": pa.array(sim.day, pa.int32()),
+        "query_type": pa.array(sim.query_type, pa.int32()),
+        "type_effect": pa.array(sim.type_effect, pa.float32()),
+        "sensitivity": pa.array(sim.sensitivity, pa.float32()),
+        "sensitivity_without_type": pa.array(sim.sensitivity_without_type, pa.float32()),
+        "sensitivity_category": pa.array(sim.sensitivity_category, pa.float32()),
+        "exploration": pa.array(sim.exploration, pa.bool_()),
+    })
+
+
+def params(sim: Simulation, cfg: SimulateConfig) -> dict[str, Any]:
+    """Scalar and per-category/brand/type parameters of the generating process."""
+    classic = cfg.world == "classic"
     return {
         "intercept": float(sim.intercept),
         "category_sensitivity_mean": {str(c): float(v) for c, v in
@@ -139,4 +170,12 @@ def params(sim: Simulation) -> dict[str, Any]:
         "segments": list(SEGMENT_NAMES),
         "n_unlabelled_pairs_skipped": sim.pool.n_unlabelled,
         "queries": len(sim.pool.query_text),
+        "world": cfg.world,
+        "queries_per_type": None if classic else cfg.queries_per_type,
+        "n_types": sim.pool.n_types,
+        "type_sensitivity_sd": 0.0 if classic else cfg.type_sensitivity_sd,
+        "type_drift_sd": 0.0 if classic else cfg.type_drift_sd,
+        "random_slate_share": 0.0 if classic else cfg.random_slate_share,
+        "exploration_requests": int(sim.exploration.sum()),
+        "type_effect_static": [float(v) for v in sim.type_static],  # indexed by query_type
     }

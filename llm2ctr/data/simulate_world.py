@@ -1,7 +1,8 @@
 """The simulator's hidden world: candidate pools per query, item traits, users, and requests.
 
 Split from the click model (``simulate.py``) so each half is one idea: here what exists and who
-searches for what; there what gets exposed and clicked. Works on any pairs table: only the
+searches for what (in the ``query_types`` world also each query's fine-grained type,
+``query_types.py``); there what gets exposed and clicked. Works on any pairs table: only the
 required pairs columns are needed; ``brand``/``price``/``true_rsl`` are used when present.
 """
 
@@ -15,6 +16,7 @@ import pyarrow as pa
 from scipy.special import ndtri
 
 from llm2ctr.data.config import SimulateConfig
+from llm2ctr.data.query_types import assign_query_types
 
 N_SEGMENTS = 4
 SEGMENT_NAMES = ("bargain", "casual", "premium", "enthusiast")
@@ -45,6 +47,8 @@ class Pool:
     brand_idx: np.ndarray  # per item
     brand_names: np.ndarray
     brand_effect: np.ndarray  # per brand
+    query_type: np.ndarray  # per query: global fine-grained type id (query_types world), -1 in classic
+    n_types: int  # 0 in the classic world
 
 
 def _column(pairs: pa.Table, name: str) -> np.ndarray:
@@ -107,11 +111,17 @@ def build_pool(pairs: pa.Table, cfg: SimulateConfig, seed: int, source: str = "p
     attract = rng_i.normal(0.0, cfg.item_attractiveness_sd, n_items)
     popularity = np.round(np.exp(4.0 + 1.5 * attract + rng_i.normal(0.0, 0.5, n_items))).astype(np.int64)
     brand_effect = rng_i.normal(0.0, cfg.brand_effect_sd, len(brand_names))
+    if cfg.world == "query_types":  # its own rng stream: the classic draws above are untouched
+        query_type = assign_query_types(np.asarray(q_text, dtype=object), query_cat, cfg.queries_per_type,
+                                        rng_for(seed, cfg, 51))
+    else:
+        query_type = np.full(len(q_text), -1, dtype=np.int64)
     return Pool(pairs=pairs, rsl=rsl, query_text=np.asarray(q_text, dtype=object), query_cat=query_cat,
                 cat_names=np.asarray(cat_names, dtype=object), cand=cand, n_cand=n_cand,
                 n_unlabelled=int((~labelled).sum()), item_idx=item_codes, item_ids=np.asarray(item_ids, dtype=object),
                 attract=attract, log_price=log_price, popularity=popularity, price_bucket=price_bucket,
-                brand_idx=brand_idx, brand_names=np.asarray(brand_names, dtype=object), brand_effect=brand_effect)
+                brand_idx=brand_idx, brand_names=np.asarray(brand_names, dtype=object), brand_effect=brand_effect,
+                query_type=query_type, n_types=int(query_type.max()) + 1 if len(query_type) else 0)
 
 
 @dataclass

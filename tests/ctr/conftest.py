@@ -40,3 +40,30 @@ def ctr_config(world):
         return load_config(None, [f"workdir={workdir or world}", *FAST, *overrides])
 
     return make
+
+
+SIMULATED_SIZES = [  # a small log from the real click simulator (query-type world, exploration slates, truth)
+    "data.synth.n_categories=6", "data.synth.items_per_category=120", "data.synth.n_queries=150",
+    "data.synth.pairs_per_query=16", "data.simulate.n_users=300", "data.simulate.n_requests=3000",
+    "data.simulate.candidates_per_request=16", "data.simulate.slate_size=8",
+]
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory):
+    """synth -> simulate -> history with the data stage's own jobs, plus a tiny student."""
+    from world import build_student
+
+    from llm2ctr.config import load_config
+    from llm2ctr.data.jobs import run_history, run_simulate, run_synth
+    from llm2ctr.data.store import load_pairs
+
+    root = tmp_path_factory.mktemp("simulated")
+    cfg = load_config(None, [f"workdir={root}", *SIMULATED_SIZES, *FAST])
+    run_synth(cfg)
+    run_simulate(cfg)
+    run_history(cfg)
+    pairs = load_pairs(cfg.stage_dir("data", "pairs"))
+    texts = pairs.column("query").to_pylist() + pairs.column("item_text").to_pylist()
+    build_student(cfg.stage_dir("student", "model"), texts, 0)
+    return cfg

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -33,7 +35,7 @@ def test_imported_pairs_exposure_share_and_ctr_hit_their_targets(tmp_path):
     cfg = SimulateConfig(n_users=300, n_requests=6000, candidates_per_request=24)
     sim = simulate(pairs, cfg, seed=0)
     assert sim.pool.n_unlabelled == 120 * 2
-    exposed_rsl = sim.rsl[sim.exposed]
+    exposed_rsl = sim.rsl[sim.exposed & ~sim.exploration[:, None]]  # the policy's slates
     # 12 rsl-4 of 22 labelled candidates: the policy can honour 80% of a 10-item slate
     assert np.mean(exposed_rsl == 4) == pytest.approx(cfg.exposed_rsl4_share, abs=0.01)
     assert np.mean(sim.p_exposed[sim.exposed]) == pytest.approx(cfg.target_ctr, abs=1e-4)
@@ -47,14 +49,16 @@ def test_imported_pairs_exposure_share_and_ctr_hit_their_targets(tmp_path):
     save_table(pairs, tmp_path / "imported", kind="pairs", stage="test")
     out = run_simulate(full, pairs_dir=tmp_path / "imported")
     assert out["unlabelled_pairs_skipped"] == 240 and out["event_rows"] > 0
+    assert out["world"] == "query_types" and out["n_types"] >= 6 and out["exploration_requests"] > 0
 
 
 def test_a_query_without_enough_exact_items_degrades_gracefully():
     pairs = imported_like_pairs(n_queries=30, n_rsl4=3, unlabelled=0)
     sim = simulate(pairs, SimulateConfig(n_users=50, n_requests=500), seed=0)
     slate = sim.exposed.sum(1)
-    assert (slate == 10).all()  # the slate is still full ...
-    assert np.mean(sim.rsl[sim.exposed] == 4) == pytest.approx(0.3, abs=0.001)  # ... with every rsl-4 item in it
+    assert (slate == 10).all()  # the slate is still full, exploration slates too ...
+    policy = sim.exposed & ~sim.exploration[:, None]
+    assert np.mean(sim.rsl[policy] == 4) == pytest.approx(0.3, abs=0.001)  # ... with every rsl-4 item in it
 
 
 def test_same_seed_same_log():
@@ -65,6 +69,38 @@ def test_same_seed_same_log():
     assert counterfactual_table(a, cfg).equals(counterfactual_table(b, cfg))
     c = simulate(pairs, cfg, seed=6)
     assert not events_table(a, cfg).equals(events_table(c, cfg))
+
+
+def table_digest(*tables: pa.Table) -> str:
+    """Content hash of tables (names, types, values), independent of the Arrow file layout."""
+    h = hashlib.sha256()
+    for t in tables:
+        for name, col in zip(t.column_names, t.columns, strict=True):
+            h.update(f"{name}:{col.type}".encode())
+            arr = col.combine_chunks()
+            if pa.types.is_string(arr.type):
+                h.update("\x1f".join(arr.to_pylist()).encode())
+            else:
+                h.update(np.ascontiguousarray(arr.to_numpy(zero_copy_only=False)).tobytes())
+    return h.hexdigest()
+
+
+# computed with the simulator before worlds existed (commit 23adb98), same pairs, configs and seeds
+CLASSIC_DIGEST = "e01a1a95ee5f48e47860f8b55e28a06717fd7f0016de8b0bf8ffb13a8e589f2c"
+
+
+def test_classic_world_is_byte_identical_to_the_simulator_before_worlds():
+    tables = []
+    for pairs, cfg, seed in [
+        (imported_like_pairs(n_queries=40), SimulateConfig(n_users=100, n_requests=800, world="classic"), 5),
+        (imported_like_pairs(n_queries=30, n_rsl4=3, unlabelled=0),
+         SimulateConfig(n_users=50, n_requests=300, seed=2, world="classic",  # new knobs are ignored there
+                        type_sensitivity_sd=3.0, type_drift_sd=1.0, random_slate_share=0.5), 1),
+    ]:
+        sim = simulate(pairs, cfg, seed=seed)
+        tables += [events_table(sim, cfg), counterfactual_table(sim, cfg)]
+    assert "exploration" not in tables[0].column_names
+    assert table_digest(*tables) == CLASSIC_DIGEST
 
 
 def test_events_contract_positions_time_split(world):
@@ -138,6 +174,12 @@ def test_features_drive_the_true_click_probability(world):
 def test_bad_config_names_the_key(world, make_config):
     with pytest.raises(ValueError, match="test_days"):
         simulate(imported_like_pairs(5), SimulateConfig(days=2, test_days=2))
+    with pytest.raises(ValueError, match=r"data\.simulate\.world='typo'.*'query_types' or 'classic'"):
+        simulate(imported_like_pairs(5), SimulateConfig(world="typo"))
+    for key, bad in [("queries_per_type", 0.5), ("type_sensitivity_sd", -1.0), ("type_drift_sd", -0.1),
+                     ("random_slate_share", 1.5)]:
+        with pytest.raises(ValueError, match=f"data\\.simulate\\.{key}"):
+            simulate(imported_like_pairs(5), SimulateConfig(**{key: bad}))
     cfg = make_config(world.stage_dir("x"), "data.simulate.target_ctr=0.99")
     with pytest.raises(ValueError, match="target_ctr"):
         run_simulate(cfg, pairs_dir=world.stage_dir("data", "pairs"))
