@@ -81,7 +81,7 @@ def throughput(cfg, steps: int) -> list[dict[str, object]]:
     from llm2ctr.ctr_finetune.trainer import predict, train
 
     prepared = prepare(cfg)
-    contexts = jobs._Contexts(cfg, prepared)
+    contexts = jobs.TextContexts(cfg, prepared)
     rows = []
     for name in THROUGHPUT_MODELS:
         spec = get_spec(name)

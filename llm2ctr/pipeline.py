@@ -132,10 +132,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("ctr_train", _run_ctr_train, ("ctr", "pipeline.ctr_models"),
           ("data/events", "data/counterfactual", "data/history", "student/model"), ("ctr/models",),
           "PRECTR-V2, baselines and ablations"),
-    Stage("ctr_report", _run_ctr_report, ("ctr",), ("ctr/models", "data/ground_truth"), ("ctr/report",),
-          "ranker report + ground-truth checks"),
     Stage("ctr_study", _run_ctr_study, ("ctr",), ("ctr/models", "data/ground_truth"), ("ctr/study",),
           "the ranker over ctr.study_seeds seeds: every claim with a 95% interval, oracle gain and control"),
+    Stage("ctr_report", _run_ctr_report, ("ctr",), ("ctr/models", "ctr/study", "data/ground_truth"), ("ctr/report",),
+          "ranker report + ground-truth checks"),
     Stage("report", _run_final_report, (), ("student/eval", "ctr/report", "ctr/study"), ("report",),
           "one report for the whole pipeline"),
 )

@@ -49,7 +49,7 @@ def _model_config(cfg, spec: ModelSpec) -> dict:
     return {"model": dataclasses.asdict(spec), "ctr": c}
 
 
-class _Contexts:
+class TextContexts:
     """One PairContext per text source (none / distilled / random), built on first use."""
 
     def __init__(self, cfg, prepared: Prepared) -> None:
@@ -68,7 +68,7 @@ def _fit_temperature(logit: np.ndarray, y: np.ndarray) -> float:
     return float(fit_temperature(logit, y))
 
 
-def _check_trainable(prepared: Prepared, spec: ModelSpec) -> None:
+def check_trainable(prepared: Prepared, spec: ModelSpec) -> None:
     """Controls need the simulator's truth; say so instead of training on NaN or a missing file."""
     if not prepared.has(spec.train_set):
         raise ValueError(f"model {spec.name} trains on {spec.train_set!r}, which this log does not have "
@@ -90,7 +90,7 @@ def base_rate_logit(reader) -> float:
     return float(np.log(ctr / (1 - ctr)))
 
 
-def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: _Contexts, progress: bool = True,
+def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: TextContexts, progress: bool = True,
               root: Path | None = None) -> dict:
     """Train (or resume, or skip when up to date) one model and write ``<root>/models/<name>``.
 
@@ -98,7 +98,7 @@ def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: _Contexts, pro
     """
     root = Path(root) if root is not None else cfg.stage_dir("ctr")
     out, work = root / "models" / spec.name, root / "work" / spec.name
-    _check_trainable(prepared, spec)
+    check_trainable(prepared, spec)
     mcfg = _model_config(cfg, spec)
     inputs = {"features": prepared.directory}
     if spec.uses_text:
@@ -154,7 +154,7 @@ def run_train(cfg, models: list[str] | None = None, progress: bool = True) -> di
     t0 = time.perf_counter()
     prepared = prepare(cfg)
     prep_s = time.perf_counter() - t0
-    contexts = _Contexts(cfg, prepared)
+    contexts = TextContexts(cfg, prepared)
     done, skipped = {}, []
     for name in names:
         budget = cfg.ctr.time_budget_s

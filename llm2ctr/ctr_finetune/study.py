@@ -22,10 +22,11 @@ import numpy as np
 
 from llm2ctr.artifacts import atomic_write_json, write_manifest
 from llm2ctr.ctr_finetune.intervals import SortedScores, draw_requests, request_weights
-from llm2ctr.ctr_finetune.jobs import _Contexts, resolve_models, train_one
+from llm2ctr.ctr_finetune.jobs import TextContexts, check_trainable, resolve_models, train_one
 from llm2ctr.ctr_finetune.prepare import Prepared, prepare
 from llm2ctr.ctr_finetune.registry import get_spec
 from llm2ctr.ctr_finetune.sanity import best_single_feature
+from llm2ctr.ctr_finetune.study_checks import gate_gaps, model_table, request_sensitivity, run_checks
 
 log = logging.getLogger(__name__)
 
@@ -103,24 +104,6 @@ def load_eval_set(prepared: Prepared, label: str, cold_max: int, n_boot: int, rn
     )
 
 
-def gate_gaps(es: EvalSet, logit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per request with both kinds of candidate: (mean score of rsl-4 - mean score of rsl <= 2, request index)."""
-    n_req = int(es.request.max()) + 1 if len(es.request) else 0
-    hi, lo = es.rsl == 4, (es.rsl >= 1) & (es.rsl <= 2)
-    s_hi = np.bincount(es.request, np.where(hi, logit, 0.0), n_req)
-    s_lo = np.bincount(es.request, np.where(lo, logit, 0.0), n_req)
-    n_hi, n_lo = np.bincount(es.request, hi, n_req), np.bincount(es.request, lo, n_req)
-    ok = (n_hi > 0) & (n_lo > 0)
-    return (s_hi[ok] / n_hi[ok] - s_lo[ok] / n_lo[ok]), np.flatnonzero(ok)
-
-
-def request_sensitivity(es: EvalSet) -> np.ndarray:
-    n_req = int(es.request.max()) + 1 if len(es.request) else 0
-    out = np.full(n_req, np.nan)
-    out[es.request] = es.sens
-    return out
-
-
 @dataclass
 class Scored:
     """Every model x seed: point metrics and bootstrap replicates per eval set."""
@@ -179,7 +162,7 @@ def train_seeds(cfg, prepared: Prepared, models: list[str], seeds: list[int], pr
     timings: dict[str, list[float]] = {}
     for seed, root in zip(seeds, _seed_roots(cfg, seeds), strict=True):
         cfg_s = _seed_config(cfg, seed)
-        contexts = _Contexts(cfg_s, prepared)
+        contexts = TextContexts(cfg_s, prepared)
         for name in models:
             t0 = time.perf_counter()
             log.info("study: seed %d, %s", seed, name)
@@ -190,7 +173,6 @@ def train_seeds(cfg, prepared: Prepared, models: list[str], seeds: list[int], pr
 
 def run_study(cfg, models: list[str] | None = None, n_seeds: int | None = None, progress: bool = True) -> dict:
     """Train the study's models over the seeds, score them, settle the checks, write the study."""
-    from llm2ctr.ctr_finetune.study_checks import model_table, run_checks
     from llm2ctr.ctr_finetune.study_report import write_study
 
     t0 = time.perf_counter()
@@ -200,6 +182,14 @@ def run_study(cfg, models: list[str] | None = None, n_seeds: int | None = None, 
         raise ValueError(f"ctr.study_seeds={n}: expected >= 1")
     seeds = [cfg.ctr.seed + k for k in range(n)]
     prepared = prepare(cfg)
+    left_out = {}
+    for name in list(names):  # a real log has no truth: the positive controls cannot run there
+        try:
+            check_trainable(prepared, get_spec(name))
+        except ValueError as exc:
+            left_out[name] = str(exc)
+            names.remove(name)
+            log.warning("study: %s left out: %s", name, exc)
     timings = train_seeds(cfg, prepared, names, seeds, progress)
     train_s = time.perf_counter() - t0
     rng = np.random.default_rng([int(cfg.ctr.seed), 2602])
@@ -221,7 +211,7 @@ def run_study(cfg, models: list[str] | None = None, n_seeds: int | None = None, 
         "truth": {label: es.has_truth for label, es in sets.items()},
         "counts": {label: {"rows": len(es.y), "requests": int(es.idx.shape[1])} for label, es in sets.items()},
         "train_seconds": round(train_s, 1), "seconds": round(time.perf_counter() - t0, 1),
-        "train_wall_seconds": timings,
+        "train_wall_seconds": timings, "left_out": left_out,
     }
     result["warnings"] = [f"{m}: validation AUC {row['valid_auc_mean']:.4f} is not above the best single feature "
                           f"({floor[0]}, {floor[1]:.4f}); it has not learned" for m, row in table.items()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from llm2ctr.ctr_finetune.intervals import paired_effect, verdict
 
@@ -75,6 +76,24 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+def gate_gaps(es, logit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per request with both kinds of candidate: (mean score of rsl-4 - mean score of rsl <= 2, request index)."""
+    n_req = int(es.request.max()) + 1 if len(es.request) else 0
+    hi, lo = es.rsl == 4, (es.rsl >= 1) & (es.rsl <= 2)
+    s_hi = np.bincount(es.request, np.where(hi, logit, 0.0), n_req)
+    s_lo = np.bincount(es.request, np.where(lo, logit, 0.0), n_req)
+    n_hi, n_lo = np.bincount(es.request, hi, n_req), np.bincount(es.request, lo, n_req)
+    ok = (n_hi > 0) & (n_lo > 0)
+    return (s_hi[ok] / n_hi[ok] - s_lo[ok] / n_lo[ok]), np.flatnonzero(ok)
+
+
+def request_sensitivity(es) -> np.ndarray:
+    n_req = int(es.request.max()) + 1 if len(es.request) else 0
+    out = np.full(n_req, np.nan)
+    out[es.request] = es.sens
+    return out
+
+
 def _metric_key(scored, sets, c: Claim) -> str:
     truth = sets[c.eval_set].has_truth
     return f"{c.metric}_truth" if truth and c.metric != "gate_rho" else c.metric
@@ -100,12 +119,8 @@ def oracle_gain(scored, sets, c: Claim) -> dict:
     parts: dict[str, float] = {}
     if c.metric == "gate_rho":
         if c.b in scored.gate and es.has_truth:
-            from llm2ctr.ctr_finetune.study import gate_gaps, request_sensitivity
-
             logit = np.log(np.clip(es.p_true, 1e-9, 1)) - np.log1p(-np.clip(es.p_true, 0, 1 - 1e-9))
             gap, req = gate_gaps(es, logit)
-            from scipy.stats import spearmanr
-
             truth_rho = float(spearmanr(gap, request_sensitivity(es)[req]).statistic)
             parts["truth"] = truth_rho
             parts["headroom"] = truth_rho - float(np.mean(scored.gate[c.b][0]))

@@ -75,9 +75,10 @@ def study_markdown(result: dict) -> str:
         "", "## Checks", "",
         "Effect = metric(A) − metric(B), mean over seeds. Metric `*_truth`: soft-label AUC against the simulator's "
         "true click probability (no label noise). Oracle gain: the best gain any model could get from what the "
-        "mechanism targets (from the ground truth; docs/ranker.md). Verdict: *not testable* when the oracle gain "
-        "is below 2 sd of the noise, *holds* when the 95% interval excludes 0, else *falsified*. The control is "
-        "a model given the targeted information directly: its interval excluding 0 shows the world can show it.",
+        "mechanism targets (from the ground truth; docs/ranker.md). The control is a model given the targeted "
+        "information directly: its interval excluding 0 shows the world can show the effect. Verdict: *not "
+        "testable* when the oracle gain is below 2 sd of the noise or the control shows no gain, *holds* when "
+        "the 95% interval excludes 0, else *falsified*.",
         "", checks_markdown(result),
         "## Models (mean ± sd over seeds)", "",
         f"Best single input feature on validation: {result['best_single_feature']['name']} "

@@ -84,7 +84,7 @@ def test_synthetic_negatives_change_every_relevance_input_and_only_those(ctr_con
 
     cfg = ctr_config()
     prepared = prepare(cfg)
-    ctx = jobs._Contexts(cfg, prepared).get("distilled")
+    ctx = jobs.TextContexts(cfg, prepared).get("distilled")
     torch.manual_seed(0)
     model = build_model(get_spec("v2_frozen"), ctx, prepared.spec, cfg.ctr)
     batch = next(prepared.reader("train").batches(512))

@@ -32,7 +32,7 @@ torch.set_num_threads(1)
 p = prepare(cfg)
 spec = get_spec({model!r})
 torch.manual_seed(cfg.ctr.seed)
-model = build_model(spec, jobs._Contexts(cfg, p).get("distilled"), p.spec, cfg.ctr)
+model = build_model(spec, jobs.TextContexts(cfg, p).get("distilled"), p.spec, cfg.ctr)
 s = train(model, spec, p.reader("train"), cfg.ctr, {out!r}, progress=False,
           valid=p.reader("valid") if {valid!r} else None)
 open({out!r} + "/summary.json", "w").write(json.dumps(s))

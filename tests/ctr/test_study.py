@@ -79,3 +79,19 @@ def test_cli_study_help():
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["ctr", "study", "--help"])
     assert exc.value.code == 0
+
+
+def test_a_log_without_ground_truth_gets_label_metrics_and_no_controls(ctr_config):
+    from llm2ctr.ctr_finetune.study import run_study
+
+    cfg = ctr_config("ctr.study_bootstrap=30")
+    out = run_study(cfg, ["lr", "dnn", "wide_deep", "dnn_exploration"], n_seeds=1, progress=False)
+    result = json.loads((cfg.stage_dir("ctr", "study") / "study.json").read_text())
+    assert "dnn_exploration" in result["left_out"] and "exploration" in result["left_out"]["dnn_exploration"]
+    assert set(result["models"]) == {"lr", "dnn", "wide_deep"}
+    assert not result["truth"]["exposed"]
+    assert np.isfinite(result["models"]["dnn"]["exposed"]["auc_mean"])
+    assert "auc_truth_mean" not in result["models"]["dnn"]["exposed"]
+    assert out["checks"]  # the W&D claims exist, scored on labels, and cannot be called without an oracle
+    for c in result["checks"]:
+        assert c["verdict"] in ("not testable", "not run"), c

@@ -64,7 +64,7 @@ def _run(ctr_config, tmp_path, model: str, *overrides: str, valid: bool = True):
     p = prepare(cfg)
     spec = get_spec(model)
     torch.manual_seed(cfg.ctr.seed)
-    net = build_model(spec, jobs._Contexts(cfg, p).get("none"), p.spec, cfg.ctr)
+    net = build_model(spec, jobs.TextContexts(cfg, p).get("none"), p.spec, cfg.ctr)
     summary = train(net, spec, p.reader("train"), cfg.ctr, tmp_path, progress=False,
                     valid=p.reader("valid") if valid else None)
     return summary, net, p, cfg
