@@ -81,10 +81,14 @@ def test_cli_study_help():
     assert exc.value.code == 0
 
 
-def test_a_log_without_ground_truth_gets_label_metrics_and_no_controls(ctr_config):
+def test_a_log_without_ground_truth_gets_label_metrics_and_no_controls(ctr_config, world, tmp_path):
+    import shutil
+
     from llm2ctr.ctr_finetune.study import run_study
 
-    cfg = ctr_config("ctr.study_bootstrap=30")
+    for part in ("data", "student"):  # a copy: the session world's ctr/ folder belongs to other tests
+        shutil.copytree(world / part, tmp_path / part)
+    cfg = ctr_config("ctr.study_bootstrap=30", workdir=tmp_path)
     out = run_study(cfg, ["lr", "dnn", "wide_deep", "dnn_exploration"], n_seeds=1, progress=False)
     result = json.loads((cfg.stage_dir("ctr", "study") / "study.json").read_text())
     assert "dnn_exploration" in result["left_out"] and "exploration" in result["left_out"]["dnn_exploration"]

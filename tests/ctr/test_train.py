@@ -71,7 +71,7 @@ def test_report_has_tables_plots_and_checks(trained):
     assert "llm2ctr ctr study" in md  # the claims are settled by the seeded study, not by one seed
     assert list(rdir.glob("*.png"))
     floors = out["checks"]["best_single_feature"]
-    assert set(floors) == set(MODELS)
+    assert set(MODELS) <= set(floors)
     for c in floors.values():
         assert c["status"] == ("holds" if c["valid_auc"] > c["best_feature_auc"] else "falsified")
     assert json.loads((rdir / "checks.json").read_text())["checks"]["best_single_feature"].keys() == floors.keys()
