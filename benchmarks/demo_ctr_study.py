@@ -62,9 +62,10 @@ def main() -> int:
         f"# ctr study, {args.tag}: {wall / 60:.1f} minutes ({out['date']}, {out['machine']}, {out['cores']} cores)", "",
         f"`{' '.join(cmd[1:])}` from scratch (no trained model), load average at start "
         f"{out['load_average_at_start'][0]}. Training time per model, all seeds: {per_model}.", "",
-        study_md.replace("](study.png)", f"](../../{work}/ctr/study/study.png)"),
+        study_md.replace("](study.png)", f"](ctr_study-{args.tag}.png)"),
     ])
     RESULTS.mkdir(exist_ok=True)
+    shutil.copy2(work / "ctr" / "study" / "study.png", RESULTS / f"ctr_study-{args.tag}.png")
     (RESULTS / f"ctr_study-{args.tag}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     (RESULTS / f"ctr_study-{args.tag}.md").write_text(md + "\n")
     print(md)

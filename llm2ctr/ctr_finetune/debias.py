@@ -150,3 +150,18 @@ def debias_loss(
     loss = pair + rsl_weight * rsl_loss(neg["rsl_logits"], levels)
     return loss, {"debias_pairs": n, "debias_active": active, "debias_pos_mean": float(f_pos.detach().mean()),
                   "debias_pair_loss": float(pair.detach())}
+
+
+def active_share_by_epoch(log_lines: list[dict]) -> list[float | None]:
+    """Share of the synthetic pairs the truncation kept (w > 0), per epoch, from train_log lines.
+
+    Read from the log rather than counted in the loop so a resumed run reports the same numbers.
+    """
+    active: dict[int, int] = {}
+    pairs: dict[int, int] = {}
+    for line in log_lines:
+        if "debias_pairs" in line:
+            e = int(line["epoch"])
+            active[e] = active.get(e, 0) + int(line.get("debias_active", 0))
+            pairs[e] = pairs.get(e, 0) + int(line["debias_pairs"])
+    return [round(active[e] / pairs[e], 4) if pairs[e] else None for e in sorted(pairs)]

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from llm2ctr.artifacts import atomic_dir, atomic_write_json, is_up_to_date, read_manifest, write_manifest
 from llm2ctr.ctr_finetune.baselines import DEFAULT_SUITE, REGISTRY, ModelSpec, build_model, get_spec
+from llm2ctr.ctr_finetune.debias import active_share_by_epoch
 from llm2ctr.ctr_finetune.prepare import Prepared, make_context, prepare, student_dir, text_cache
 from llm2ctr.ctr_finetune.trainer import predict, state_tensors, train
 
@@ -125,6 +126,9 @@ def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: TextContexts, 
     model.init_output_bias(base_rate_logit(train_reader))
     valid = prepared.reader("valid") if prepared.has("valid") and prepared.counts.get("valid", 0) > 0 else None
     summary = train(model, spec, train_reader, cfg.ctr, work, progress=progress, valid=valid)
+    if spec.debias:  # how often the truncation let the pairwise term act, per epoch (docs/ranker.md)
+        lines = [json.loads(ln) for ln in (work / "train_log.jsonl").read_text().splitlines() if ln.strip()]
+        summary["debias_active_share_by_epoch"] = active_share_by_epoch(lines)
     preds = {}
     t0 = time.perf_counter()
     for name in ("valid", "test", "cf_test"):

@@ -92,9 +92,10 @@ def study_markdown(result: dict) -> str:
 
 
 def study_figure(result: dict, path: Path) -> None:
-    """Left: AUC per model and eval set (mean ± sd). Right: each check's effect with its 95% CI."""
-    fig = Figure(figsize=(13, 5))
-    ax = fig.add_subplot(1, 2, 1)
+    """Top: AUC per model and eval set (mean ± sd). Bottom: each check's effect with its 95% CI."""
+    fig = Figure(figsize=(11, 10))
+    fig.subplots_adjust(hspace=0.55)
+    ax = fig.add_subplot(2, 1, 1)
     models = list(result["models"])
     x = np.arange(len(models))
     for k, (label, metric) in enumerate((("exposed", "auc"), ("counterfactual", "auc"))):
@@ -106,7 +107,7 @@ def study_figure(result: dict, path: Path) -> None:
     ax.set_title("Models: mean ± sd over seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax2 = fig.add_subplot(1, 2, 2)
+    ax2 = fig.add_subplot(2, 1, 2)
     checks = [c for c in result["checks"] if c["verdict"] != "not run"]
     y = np.arange(len(checks))
     for i, c in enumerate(checks):

@@ -92,3 +92,11 @@ def test_cli_help_and_push_dry_run(trained, capsys):
     assert rc == 0 and "model.safetensors" in out and '"uploaded": false' in out
     rc = main(["ctr", "train", "--model", "nope", f"workdir={cfg.workdir}"])
     assert rc == 2 and "unknown ranker model" in capsys.readouterr().err
+
+
+def test_debias_active_share_is_reported_per_epoch(trained):
+    _, summary = trained
+    s = summary["models"]["prectr_v2"]
+    shares = s["debias_active_share_by_epoch"]
+    assert len(shares) == s["epochs_run"] and all(0.0 <= x <= 1.0 for x in shares), shares
+    assert "debias_active_share_by_epoch" not in summary["models"]["lr"]
