@@ -53,6 +53,7 @@ class EvalSet:
     weights: np.ndarray  # [B, n] bootstrap multiplicity of each row's request
     idx: np.ndarray  # [B, R] the request draw behind ``weights``
     _truth_sorted: dict[str, SortedScores] = field(default_factory=dict)
+    _cold_weights: np.ndarray | None = None  # ``weights`` restricted to cold-start rows, built once
 
     @property
     def has_truth(self) -> bool:
@@ -69,12 +70,14 @@ class EvalSet:
             return float("nan"), None
         a, b = self.labels(truth)
         base = name.removesuffix("_truth")
-        mask = self.cold.astype(np.float64) if base.endswith("_cold") else None
-        ones = np.ones(len(self.y)) if mask is None else mask
+        cold = base.endswith("_cold")
         fn = scores.gauc if base.startswith("gauc") else scores.auc
-        point = float(fn(a, b, ones))
-        rep = fn(a, b, self.weights if mask is None else self.weights * mask) if reps else None
-        return point, rep
+        point = float(fn(a, b, self.cold.astype(np.float64) if cold else np.ones(len(self.y))))
+        if not reps:
+            return point, None
+        if cold and self._cold_weights is None:
+            self._cold_weights = self.weights * self.cold.astype(np.float64)
+        return point, fn(a, b, self._cold_weights if cold else self.weights)
 
     def truth_metric(self, which: str, name: str) -> float:
         """A metric of the truth itself (``p_true``, ``p_without_type``, ``p_without_rsl``)."""

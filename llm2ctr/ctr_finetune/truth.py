@@ -45,23 +45,16 @@ def row_truth(truth_dir: Path, table: pa.Table, counterfactual: bool) -> dict[st
     out = _nan(n)
     if not (truth_dir / "manifest.json").is_file():
         return out
-    import datasets
+    from llm2ctr.data.jobs import load_event_truth, load_request_truth
 
-    events_truth = datasets.load_from_disk(str(truth_dir / "events")).data.table if (truth_dir / "events").is_dir() \
-        else pa.table({})
-    if counterfactual:
-        for key, src in _CF_SOURCES.items():
-            v = _col(table, src)
-            if v is not None:
-                out[key] = v
-    elif events_truth.num_rows == n:
-        for key, src in _EVENT_SOURCES.items():
-            v = _col(events_truth, src)
+    # the counterfactual table carries its own truth columns; the exposed log's are beside it
+    source, names = (table, _CF_SOURCES) if counterfactual else (load_event_truth(truth_dir), _EVENT_SOURCES)
+    if source.num_rows == n:
+        for key, src in names.items():
+            v = _col(source, src)
             if v is not None:
                 out[key] = v
     if (truth_dir / "requests").is_dir():
-        from llm2ctr.data.jobs import load_request_truth
-
         requests = load_request_truth(truth_dir)
         where = pd.Index(requests.column("request_id").to_pylist()).get_indexer(table.column("request_id").to_pylist())
         ok = where >= 0

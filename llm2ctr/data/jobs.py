@@ -133,6 +133,17 @@ def load_ground_truth(directory: str | Path) -> tuple[pa.Table, pa.Table, dict[s
     return users, events, json.loads((directory / "params.json").read_text(encoding="utf-8"))
 
 
+def load_event_truth(directory: str | Path) -> pa.Table:
+    """Per-event truth in data/events order (p_click and its parts); empty if the artifact has none."""
+    import datasets
+
+    directory = Path(directory)
+    read_manifest(directory, "ground_truth")
+    if not (directory / "events").is_dir():
+        return pa.table({})
+    return datasets.load_from_disk(str(directory / "events")).data.table
+
+
 def load_request_truth(directory: str | Path) -> pa.Table:
     """Per-request truth (request-id order): user, day, query type, sensitivity and its parts,
     exploration flag; what the oracle gains of cold-start mining and the gate are computed from."""
