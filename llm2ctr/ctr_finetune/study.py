@@ -207,9 +207,10 @@ def run_study(cfg, models: list[str] | None = None, n_seeds: int | None = None, 
     scored = score_models(roots, names, sets, gate_idx)
     floor = best_single_feature(prepared.reader("valid"), prepared.spec, prepared.pairs)
     table = model_table(scored, names, roots, floor, prepared.reader("valid").column("label"))
-    checks = run_checks(scored, sets, names, rng)
+    checks, skipped_checks = run_checks(scored, sets, names, rng)
     result = {
-        "seeds": seeds, "models": table, "checks": checks, "n_boot": cfg.ctr.study_bootstrap,
+        "seeds": seeds, "models": table, "checks": checks, "skipped_checks": skipped_checks,
+        "n_boot": cfg.ctr.study_bootstrap,
         "best_single_feature": {"name": floor[0], "valid_auc": floor[1]},
         "truth": {label: es.has_truth for label, es in sets.items()},
         "counts": {label: {"rows": len(es.y), "requests": int(es.idx.shape[1])} for label, es in sets.items()},

@@ -139,23 +139,26 @@ def oracle_gain(scored, sets, c: Claim) -> dict:
     return {"value": value, **parts}
 
 
-def run_checks(scored, sets, models: list[str], rng: np.random.Generator) -> list[dict]:
-    """Every claim whose eval set exists: effect, interval, oracle gain, control, verdict."""
-    out = []
+def run_checks(scored, sets, models: list[str], rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+    """(checks, skipped): every claim that can be computed here with its effect, interval, oracle
+    gain, control and verdict; the others with the reason (a model not studied, no all-candidates
+    set, no ground truth for the gate), so every listed check has a verdict and an interval."""
+    out, skipped = [], []
     for c in CLAIMS:
-        if c.a not in models and c.b not in models:
-            continue  # a claim about models nobody asked to study (e.g. the fine-tuned no-lexical pair)
         row: dict = {"name": c.name, "claim": c.claim, "eval_set": c.eval_set, "models": [c.a, c.b],
                      "falsified_by": c.falsifies}
+        missing = [m for m in (c.a, c.b) if m not in models]
+        if missing:
+            skipped.append({"name": c.name, "models": [c.a, c.b],
+                            "reason": f"models not in the study: {missing} (add them to ctr.study_models)"})
+            continue
         if c.eval_set not in sets:
-            out.append({**row, "metric": c.metric, "verdict": "not run", "reason": f"no {c.eval_set} set"})
+            skipped.append({"name": c.name, "models": [c.a, c.b], "reason": f"no {c.eval_set} set"})
             continue
         row["metric"] = _metric_key(scored, sets, c)
         eff = _pair(scored, sets, c, c.a, c.b, rng)
         if eff is None:
-            missing = [m for m in (c.a, c.b) if m not in models]
-            why = f"models not in the study: {missing}" if missing else "needs the simulator's ground truth"
-            out.append({**row, "verdict": "not run", "reason": why})
+            skipped.append({"name": c.name, "models": [c.a, c.b], "reason": "needs the simulator's ground truth"})
             continue
         gain = oracle_gain(scored, sets, c)
         row.update({k: eff[k] for k in ("effect", "ci_low", "ci_high", "sd", "n_seeds", "n_boot_used")})
@@ -172,7 +175,7 @@ def run_checks(scored, sets, models: list[str], rng: np.random.Generator) -> lis
                 row["verdict"] = "not testable"
                 row["reason"] = "the positive control shows no gain: this world cannot show the effect"
         out.append(row)
-    return out
+    return out, skipped
 
 
 def _mean_sd(values: np.ndarray) -> tuple[float, float]:

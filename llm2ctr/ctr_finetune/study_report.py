@@ -50,10 +50,6 @@ def checks_markdown(result: dict) -> str:
     head = ["check", "metric", "A − B", "effect [95% CI]", "oracle gain", "control (A − B) [95% CI]", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in result["checks"]:
-        if c["verdict"] == "not run":
-            lines.append(f"| {c['name']} | {c.get('metric', '')} | {' − '.join(c['models'])} | — | — | — | "
-                         f"not run: {c.get('reason', '')} |")
-            continue
         eff = f"{_num(c['effect'], sign=True)} [{_num(c['ci_low'], sign=True)}, {_num(c['ci_high'], sign=True)}]"
         ctrl = c.get("control")
         ctrl_s = "—"
@@ -63,6 +59,14 @@ def checks_markdown(result: dict) -> str:
         lines.append(f"| {c['name']} | {c['metric']} | {' − '.join(c['models'])} | {eff} | "
                      f"{_num(c['oracle_gain'])} | {ctrl_s} | **{c['verdict']}** |")
     return "\n".join(lines) + "\n"
+
+
+def skipped_markdown(result: dict) -> list[str]:
+    """The claims not computed here, each with its reason (lines for the study's markdown)."""
+    skipped = result.get("skipped_checks") or []
+    if not skipped:
+        return []
+    return ["Not computed here: " + "; ".join(f"{c['name']} ({c['reason']})" for c in skipped) + ".", ""]
 
 
 def study_markdown(result: dict) -> str:
@@ -80,6 +84,7 @@ def study_markdown(result: dict) -> str:
         "testable* when the oracle gain is below 2 sd of the noise or the control shows no gain, *holds* when "
         "the 95% interval excludes 0, else *falsified*.",
         "", checks_markdown(result),
+        *skipped_markdown(result),
         "## Models (mean ± sd over seeds)", "",
         f"Best single input feature on validation: {result['best_single_feature']['name']} "
         f"(AUC {_num(result['best_single_feature']['valid_auc'])}); every model must beat it.", "",
@@ -108,7 +113,7 @@ def study_figure(result: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax2 = fig.add_subplot(2, 1, 2)
-    checks = [c for c in result["checks"] if c["verdict"] != "not run"]
+    checks = result["checks"]
     y = np.arange(len(checks))
     for i, c in enumerate(checks):
         ax2.errorbar([c["effect"]], [i], xerr=[[c["effect"] - c["ci_low"]], [c["ci_high"] - c["effect"]]],

@@ -65,9 +65,6 @@ def verify(cfg, prepared, models: list[str]) -> tuple[dict, str]:
         lines += [f"From `llm2ctr ctr study` ({len(study['seeds'])} seeds; {study_path}):", "",
                   "| check | A − B | effect [95% CI] | oracle gain | verdict |", "|---|---|---|---:|---|"]
         for n, c in study_checks.items():
-            if c.get("effect") is None:
-                lines.append(f"| {n} | {' − '.join(c['models'])} | — | — | {c['verdict']} |")
-                continue
             lines.append(f"| {n} | {' − '.join(c['models'])} | {c['effect']:+.4f} [{c['ci_low']:+.4f}, "
                          f"{c['ci_high']:+.4f}] | {c['oracle_gain']:.4f} | **{c['verdict']}** |")
     else:
