@@ -53,7 +53,8 @@ def ensure_world(cfg) -> dict[str, object]:
         import torch
 
         from llm2ctr.data.store import load_pairs
-        from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
+        from llm2ctr.student.artifact import write_student
+        from llm2ctr.student.modeling import Student, student_config
         from llm2ctr.student.tokenization import build_tokenizer
 
         pairs = load_pairs(cfg.stage_dir("data", "pairs"))
@@ -61,11 +62,11 @@ def ensure_world(cfg) -> dict[str, object]:
         tok = build_tokenizer(texts, cfg.student.vocab_size)
         torch.manual_seed(0)
         s = cfg.student
-        model = LightweightEncoderModel(LightweightEncoderConfig(
-            vocab_size=len(tok), d_model=s.d_model, num_layers=s.num_layers, num_heads=s.num_heads, ffn_dim=s.ffn_dim))
+        model = Student.from_config(student_config(len(tok), d_model=s.d_model, num_layers=s.num_layers,
+                                                   num_heads=s.num_heads, ffn_dim=s.ffn_dim, max_length=s.max_length),
+                                    teacher_dim=384, pooling=s.pooling)
         with atomic_dir(folder) as tmp:
-            model.save_pretrained(str(tmp))
-            tok.save_pretrained(str(tmp))
+            write_student(model, tok, tmp, s.max_length)
             write_manifest(tmp, kind="student", stage="bench_ctr", note="random weights: throughput only")
         built["student"] = f"random-init, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
     return built
@@ -77,8 +78,8 @@ def throughput(cfg, steps: int) -> list[dict[str, object]]:
     from llm2ctr.ctr_finetune import jobs
     from llm2ctr.ctr_finetune.baselines import build_model, get_spec
     from llm2ctr.ctr_finetune.prepare import prepare, student_dir
-    from llm2ctr.ctr_finetune.text import load_student
     from llm2ctr.ctr_finetune.trainer import predict, train
+    from llm2ctr.student.artifact import load_encoder
 
     prepared = prepare(cfg)
     contexts = jobs.TextContexts(cfg, prepared)
@@ -90,7 +91,7 @@ def throughput(cfg, steps: int) -> list[dict[str, object]]:
         ctx = contexts.get(source)
         cache_s = time.perf_counter() - t
         torch.manual_seed(0)
-        enc = load_student(student_dir(cfg))[0] if spec.encoder == "finetune" else None
+        enc = load_encoder(student_dir(cfg))[0] if spec.encoder == "finetune" else None
         model = build_model(spec, ctx, prepared.spec, cfg.ctr, enc)
         with tempfile.TemporaryDirectory() as tmp:
             cfg.ctr.max_steps = steps

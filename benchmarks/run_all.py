@@ -20,9 +20,9 @@ README = HERE.parent / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 # cheap to expensive; each one is independent
 ORDER = ["metrics", "data", "rag", "teacher", "student", "ctr"]
-# results of demo_teacher_resume.py and demo_ctr_study.py (15 minutes to an hour each on 2 cores):
+# results of demo_teacher_resume.py, demo_ctr_study.py and demo_student_pooling.py (10 minutes to an hour each):
 # collected, never run from here
-DEMO_PREFIXES = ("teacher_resume-", "ctr_study-")
+DEMO_PREFIXES = ("teacher_resume-", "ctr_study-", "student_pooling-")
 
 
 def _headings_from(text: str, top: int) -> str:

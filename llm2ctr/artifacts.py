@@ -33,7 +33,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "neighbours": 1,
     "teacher_embeddings": 1,
     "teacher_adapter": 1,
-    "student": 1,
+    "student": 2,  # 2: stock BERT layout (student/artifact.py)
     "student_tokenizer": 1,
     "student_eval": 1,
     "ranker": 1,

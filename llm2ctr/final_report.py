@@ -42,21 +42,22 @@ def measure_speed(cfg: Config, n: int = SPEED_PAIRS) -> dict[str, Any]:
     """Pairs/s of the student and of the teacher (hf backend) on the same test pairs, one process."""
     import torch
 
-    from llm2ctr.student.jobs import load_student
+    from llm2ctr.student.artifact import load_encoder, model_dir
     from llm2ctr.student.tokenization import encode_pairs
 
     pairs = load_pairs(cfg.stage_dir("data", "pairs"))
     test = pairs.filter(pc.equal(pairs.column("split"), "test"))
     sample = (test if test.num_rows >= n else pairs).slice(0, n)
     queries, items = sample.column("query").to_pylist(), sample.column("item_text").to_pylist()
-    model, tokenizer = load_student(cfg.stage_dir("student", "model"))
+    model, tokenizer = load_encoder(model_dir(cfg))
+    model.eval()
     bs = 256
 
     @torch.no_grad()
     def student_encode() -> None:
         for s in range(0, len(queries), bs):
             b = encode_pairs(tokenizer, queries[s : s + bs], items[s : s + bs], cfg.student.max_length)
-            model.encode(b["input_ids"], b["token_type_ids"], b["attention_mask"])
+            model.encode(**b)
 
     result: dict[str, Any] = {"pairs": len(queries), "threads": torch.get_num_threads()}
     result["student_pairs_per_s"] = len(queries) / _time_it(student_encode)

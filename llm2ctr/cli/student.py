@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 from llm2ctr.cli.common import UserError, add_command, config_from_args
 
@@ -48,24 +47,21 @@ def _eval(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from llm2ctr.student.jobs import run_export
 
-    res = run_export(config_from_args(args), model_dir=args.model_dir)
+    res = run_export(config_from_args(args), source_dir=args.model_dir)
     print(json.dumps(res))
     return 0
 
 
 def _push(args: argparse.Namespace) -> int:
-    from llm2ctr.artifacts import read_manifest
-    from llm2ctr.student.export import push_folder
+    from llm2ctr.student.jobs import run_push
 
-    cfg = config_from_args(args)
-    folder = Path(args.folder) if args.folder else cfg.stage_dir("student", "model")
-    read_manifest(folder, "student")
     try:
-        res = push_folder(folder, args.repo_id, private=args.private, dry_run=args.dry_run)
+        res = run_push(config_from_args(args), args.repo_id, folder=args.folder, private=args.private,
+                       dry_run=args.dry_run)
     except PermissionError as exc:
         raise UserError(str(exc)) from None
     if args.dry_run:
-        print(f"would upload {len(res['files'])} files from {folder} to {args.repo_id}"
+        print(f"would upload {len(res['files'])} files from {res['folder']} to {args.repo_id}"
               f" ({'private' if args.private else 'public'}):")
         print("\n".join(f"  {f}" for f in res["files"]))
     else:
@@ -96,13 +92,16 @@ def register(verbs: argparse._SubParsersAction) -> None:
                 "Accuracy, macro-F1, per-class report, cosine/MSE to the teacher on seen and unseen queries "
                 "for every trained variant, plus a logistic-regression probe on the teacher's vectors; "
                 "writes {workdir}/student/eval (eval.json, eval.md) and prints the table.")
-    p = add_command(verbs, "export", _export, "sentence-transformers folder, ONNX (+ parity check), ONNX int8",
-                    "Writes {workdir}/student/export: sentence-transformers/ (single-text encoding), model.onnx "
-                    "(checked against PyTorch) and model_int8.onnx (dynamic quantisation, its parity reported).")
+    p = add_command(verbs, "export", _export, "the loads-everywhere folder + ONNX fp32/int8 (parity, int8 F1 cost)",
+                    "Writes {workdir}/student/export: the student folder (stock BERT: transformers, "
+                    "sentence-transformers, vLLM, TEI load it; docs/student.md) plus onnx/model.onnx (checked "
+                    "against PyTorch) and onnx/model_int8.onnx (dynamic quantisation; macro-F1 cost on the "
+                    "test split in export.json). This folder is what `student push` uploads.")
     p.add_argument("--model-dir", default=None, help="student folder to export (default student/model)")
-    p = add_command(verbs, "push", _push, "upload the student folder to the Hugging Face Hub",
-                    "Uploads {workdir}/student/model (or --folder) with the token in $HF_TOKEN (never printed).")
+    p = add_command(verbs, "push", _push, "upload the exported student to the Hugging Face Hub",
+                    "Uploads {workdir}/student/export (or --folder) as it is, model card included, with the "
+                    "token in $HF_TOKEN (never printed).")
     p.add_argument("--repo-id", required=True, help="Hub repository, e.g. me/llm2ctr-student")
     p.add_argument("--private", action="store_true", help="create the repository private")
     p.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded, upload nothing")
-    p.add_argument("--folder", default=None, help="folder to push (default student/model)")
+    p.add_argument("--folder", default=None, help="folder to push (default student/export)")

@@ -61,6 +61,9 @@ class CtrConfig:
     checkpoint_every: int = 200  # steps between resumable checkpoints
     max_steps: int = 0  # 0 = no cap; otherwise stop after this many optimizer steps
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default (small batches: 1 is often fastest)
+    # torch's deterministic kernels while training: without them two runs with 2 threads drifted
+    # apart from step 3 (accumulating index ops reduce in thread order); same seed -> same weights
+    deterministic: bool = True
     # --- schedule and early stopping
     # `epochs` above is the MAXIMUM; with a validation set (the `valid_share` rows, jobs.train_one)
     # training stops once the validation BCE has not improved by `early_stopping_min_delta` for

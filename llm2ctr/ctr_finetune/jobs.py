@@ -117,9 +117,9 @@ def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: TextContexts, 
     torch.manual_seed(cfg.ctr.seed)
     encoder = None
     if spec.encoder in ("finetune", "random") and not cfg.ctr.freeze_encoder:
-        from llm2ctr.ctr_finetune.text import load_student
+        from llm2ctr.student.artifact import load_encoder
 
-        encoder, _ = load_student(student_dir(cfg), random_init=spec.encoder == "random", seed=cfg.ctr.seed)
+        encoder, _ = load_encoder(student_dir(cfg), random_init=spec.encoder == "random", seed=cfg.ctr.seed)
         encoder.train()
     model = build_model(spec, ctx, prepared.spec, cfg.ctr, encoder)
     train_reader = prepared.reader(spec.train_set)

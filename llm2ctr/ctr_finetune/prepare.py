@@ -148,13 +148,16 @@ def _extra_columns(cfg, table: pa.Table, counterfactual: bool) -> dict[str, np.n
 
 
 def student_dir(cfg) -> Path:
-    return cfg.stage_dir("student", "model")
+    from llm2ctr.student.artifact import model_dir
+
+    return model_dir(cfg)
 
 
 def text_cache(cfg, prepared: Prepared, source: str) -> dict[str, torch.Tensor]:
     """Tokens + cached embeddings of every pair and query from the student (``source`` = distilled
     or random); computed once per student version and stored next to the features."""
-    from llm2ctr.ctr_finetune.text import load_student, text_tensors
+    from llm2ctr.ctr_finetune.text import text_tensors
+    from llm2ctr.student.artifact import load_encoder
 
     folder = student_dir(cfg)
     m = read_manifest(folder)
@@ -167,8 +170,12 @@ def text_cache(cfg, prepared: Prepared, source: str) -> dict[str, torch.Tensor]:
         with safe_open(str(path), "pt") as fh:
             if (fh.metadata() or {}).get("key") == key:
                 return load_file(str(path))
-    model, tok = load_student(folder, random_init=(source == "random"), seed=cfg.ctr.seed)
-    tensors = text_tensors(model, tok, prepared.pairs, cfg.ctr.text_max_length, cfg.ctr.encode_batch_size)
+    model, tok = load_encoder(folder, random_init=(source == "random"), seed=cfg.ctr.seed)
+    max_length = min(cfg.ctr.text_max_length, model.bert.config.max_position_embeddings)
+    if max_length < cfg.ctr.text_max_length:
+        log.info("ctr.text_max_length=%d is beyond the student's %d positions; pairs are cut at %d",
+                 cfg.ctr.text_max_length, max_length, max_length)
+    tensors = text_tensors(model, tok, prepared.pairs, max_length, cfg.ctr.encode_batch_size)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"key": key})
     tmp.replace(path)

@@ -9,29 +9,10 @@ would cost ~40x the target pair; documented in docs/ranker.md).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from tqdm.auto import tqdm
 
 from llm2ctr.ctr_finetune.features import PairFeatures
-
-
-def load_student(folder: str | Path, random_init: bool = False, seed: int = 0):
-    """(model, tokenizer) from a student folder; ``random_init`` keeps the config, drops weights."""
-    from transformers import AutoTokenizer
-
-    from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
-
-    folder = Path(folder)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    if random_init:
-        config = LightweightEncoderConfig.from_pretrained(str(folder))
-        torch.manual_seed(seed)
-        model = LightweightEncoderModel(config)
-    else:
-        model = LightweightEncoderModel.from_pretrained(str(folder))
-    return model, tokenizer
 
 
 def tokenize_pairs(tokenizer, queries: list[str], items: list[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -82,7 +63,7 @@ def encode_all(model, tokens: dict[str, torch.Tensor], batch_size: int, desc: st
         outs.append(encode_rows(model, tokens, order[s : s + batch_size], max_buckets=1).float())
     model.train(was_training)
     if not outs:
-        return torch.zeros((0, model.config.d_model))
+        return torch.zeros((0, model.dim))
     return torch.cat(outs)[torch.argsort(order)]
 
 

@@ -13,9 +13,11 @@ never redoes or skips one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -156,6 +158,22 @@ def train(
     epoch's weights (also in ``out_dir/best.safetensors``).
     """
     check_options(cfg)
+    with deterministic_kernels(getattr(cfg, "deterministic", True)):
+        return _train(model, spec, reader, cfg, out_dir, progress, valid)
+
+
+@contextlib.contextmanager
+def deterministic_kernels(on: bool) -> Iterator[None]:
+    """torch.use_deterministic_algorithms for the block only (the caller's setting is restored)."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(on or before)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def _train(model, spec, reader, cfg, out_dir, progress, valid) -> dict:  # noqa: ANN001
     if valid is not None and valid.num_rows == 0:
         valid = None  # e.g. ctr.valid_share=0: nothing to stop on, train every epoch
     out_dir = Path(out_dir)

@@ -20,14 +20,17 @@ def model_card(info: dict[str, Any]) -> str:
         f"# llm2ctr student encoder ({info.get('variant', 'sft+mse')})",
         "",
         "A small query–item pair encoder distilled from an LLM teacher for CTR ranking "
-        "(PRECTR-V2, arXiv 2602.20676). Input `[CLS] query [SEP] item [SEP]`; output a pooled "
-        f"{mc.get('d_model', '?')}-d vector, 4-class relevance logits (rsl 1..4) and a projection to "
-        "the teacher's embedding space.",
+        "(PRECTR-V2, arXiv 2602.20676): a stock BERT (`model_type: bert`) that plain `transformers`, "
+        "`sentence-transformers`, vLLM and TEI load. Input: the string `query [SEP] item` (one "
+        f"segment); output: a {mc.get('hidden_size', '?')}-d masked-mean vector, 4-class relevance "
+        "logits (`relevance/`) and a projection to the teacher's embedding space (`teacher_projection/`).",
         "",
         "## Model",
-        f"- layers {mc.get('num_layers')}, d_model {mc.get('d_model')}, heads {mc.get('num_heads')}, "
-        f"FFN {mc.get('ffn_dim')}, vocabulary {mc.get('vocab_size')}, parameters {info.get('n_params'):,}",
-        f"- pooling: {mc.get('pooling', 'mean')} over real tokens (independent of padding)",
+        f"- BERT: layers {mc.get('num_hidden_layers')}, hidden {mc.get('hidden_size')}, heads "
+        f"{mc.get('num_attention_heads')}, intermediate {mc.get('intermediate_size')}, vocabulary "
+        f"{mc.get('vocab_size')} (domain WordPiece), parameters {info.get('n_params'):,}",
+        "- pooling: mean over real tokens (sentence-transformers `Pooling`, independent of padding)",
+        f"- relevance labels (`relevance/config.json` id2label): {', '.join((mc.get('id2label') or {}).values())}",
         "",
         "## Training",
         f"- objective: `{info.get('variant')}` (SFT cross-entropy on labelled pairs + "
@@ -46,12 +49,23 @@ def model_card(info: dict[str, Any]) -> str:
         "",
         "## Use",
         "```python",
-        "import llm2ctr  # registers the model class with AutoModel",
-        "from transformers import AutoModel, AutoTokenizer",
-        "from llm2ctr.student.tokenization import encode_pairs",
-        "tok = AutoTokenizer.from_pretrained(path); model = AutoModel.from_pretrained(path).eval()",
-        "vec = model.encode(**encode_pairs(tok, ['red shoes'], ['red running shoe, size 42'], 64))",
+        "from sentence_transformers import SentenceTransformer",
+        "model = SentenceTransformer(path)  # a local folder or a Hub repo id",
+        'vectors = model.encode(["red shoes [SEP] red running shoe, size 42"])  # student space',
+        "",
+        "# the teacher's space: append the shipped projection",
+        "from sentence_transformers.models import Dense  # sentence-transformers >= 6: sentence_transformers.base.modules",
+        'model.append(Dense.load(path, subfolder="teacher_projection"))',
+        "",
+        "# relevance logits (rsl 1..4) with plain transformers",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        'tok = AutoTokenizer.from_pretrained(path, subfolder="relevance")',
+        'clf = AutoModelForSequenceClassification.from_pretrained(path, subfolder="relevance")',
+        'logits = clf(**tok(["red shoes [SEP] red running shoe, size 42"], return_tensors="pt")).logits',
         "```",
+        "",
+        "Served as an embedding model: `vllm serve PATH --runner pooling` (mean pooling is read from "
+        "`1_Pooling/`), or text-embeddings-inference; send `query [SEP] item` strings.",
         "",
         "## Intended use and limits",
         "- Intended: a text tower for CTR/relevance models (e.g. inside the PRECTR-V2 ranker, where "

@@ -17,7 +17,9 @@ class StudentConfig:
     ffn_dim: int = 256
     max_length: int = 64
     dropout: float = 0.1
-    pooling: str = "mean"  # "mean" (masked) or "cls" (first real token)
+    # the pooled vector: "cls" (the [CLS] state the stock relevance head reads; distillation and SFT then
+    # shape one vector) or "mean" (masked mean of real tokens); docs/student.md has the measurements
+    pooling: str = "cls"
     # --- objective: CE on labelled pairs + mse_weight * distillation on pairs with a teacher vector
     mse_weight: float = 1.0
     distill_loss: str = "mse"  # "mse" or "cosine"

@@ -17,29 +17,27 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from llm2ctr.data.schema import RSL_NAMES
 from llm2ctr.student.data import PairArrays
-from llm2ctr.student.modeling import LightweightEncoderModel
-
-CLASS_NAMES = [f"{k}:{RSL_NAMES[k]}" for k in sorted(RSL_NAMES)]
+from llm2ctr.student.modeling import LABELS as CLASS_NAMES
+from llm2ctr.student.modeling import Student
 
 
 @torch.no_grad()
-def predict(model: LightweightEncoderModel, data: PairArrays, batch_size: int = 512) -> dict[str, np.ndarray]:
+def predict(model: Student, data: PairArrays, batch_size: int = 512) -> dict[str, np.ndarray]:
     """Pooled vectors, relevance logits and teacher-space projections for every row."""
     model.eval()
     pooled, logits, proj = [], [], []
     for s in tqdm(range(0, len(data), batch_size), desc="predict", leave=False, disable=len(data) < 20000):
         b = data.batch(np.arange(s, min(s + batch_size, len(data))))
         out = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"])
-        pooled.append(out.pooler_output.float().numpy())
+        pooled.append(out.pooled.float().numpy())
         logits.append(out.logits.float().numpy())
         proj.append(out.projection.float().numpy())
-    d = model.config.d_model
+    d = model.config.hidden_size
     return {
         "pooled": np.concatenate(pooled) if pooled else np.zeros((0, d), np.float32),
         "logits": np.concatenate(logits) if logits else np.zeros((0, 4), np.float32),
-        "projection": np.concatenate(proj) if proj else np.zeros((0, model.config.teacher_dim), np.float32),
+        "projection": np.concatenate(proj) if proj else np.zeros((0, model.teacher_dim), np.float32),
     }
 
 
@@ -77,7 +75,7 @@ def linear_probe(
 
 
 def evaluate_student(
-    model: LightweightEncoderModel,
+    model: Student,
     train: PairArrays,
     test: PairArrays,
     variant: str,

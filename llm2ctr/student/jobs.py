@@ -27,17 +27,12 @@ from llm2ctr.artifacts import (
 )
 from llm2ctr.config import Config
 from llm2ctr.data.store import load_pairs, load_table, save_table
+from llm2ctr.student.artifact import export_dir, load_student, model_dir, tokenizer_dir, write_student
 from llm2ctr.student.data import PairArrays, concat, load_teacher_stores, tokenize_table
 from llm2ctr.student.losses import VARIANTS
 
 log = logging.getLogger(__name__)
 STAGE = "student"
-
-
-def _variant_dir(cfg: Config, variant: str) -> Path:
-    if variant == "sft+mse":
-        return cfg.stage_dir("student", "model")
-    return cfg.stage_dir("student", "variants", variant.replace("+", "_"))
 
 
 def teacher_dirs(cfg: Config) -> list[Path]:
@@ -65,7 +60,7 @@ def run_tokenizer(cfg: Config) -> dict[str, Any]:
     pairs_dir = cfg.stage_dir("data", "pairs")
     pairs = load_pairs(pairs_dir)
     texts = sorted(set(pairs.column("query").to_pylist()) | set(pairs.column("item_text").to_pylist()))
-    out = cfg.stage_dir("student", "tokenizer")
+    out = tokenizer_dir(cfg)
     with atomic_dir(out) as tmp:
         tok = train_tokenizer(texts, cfg.student.vocab_size, tmp)
         write_manifest(tmp, kind="student_tokenizer", stage=STAGE, config=cfg.student,
@@ -152,13 +147,13 @@ def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None 
               max_steps: int | None = None) -> dict[str, Any]:
     """Train one student variant and save it as a HF folder (+ tokenizer, model card, manifest)."""
     from llm2ctr.student.card import model_card
-    from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
+    from llm2ctr.student.modeling import Student, student_config
     from llm2ctr.student.trainer import StudentTrainer, evaluate_loss
 
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r}: expected one of {VARIANTS}")
     sc = cfg.student
-    tok_dir = cfg.stage_dir("student", "tokenizer")
+    tok_dir = tokenizer_dir(cfg)
     tokenizer = load_tokenizer(tok_dir)
     data, counts, tdim = load_training_data(cfg, tokenizer)
     if variant != "sft" and not tdim:
@@ -171,19 +166,18 @@ def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None 
     if not len(train):
         raise ArtifactError(f"{cfg.stage_dir('data', 'pairs')}: no training rows for variant {variant} (counts {counts})")
     torch.manual_seed(sc.seed)
-    mcfg = LightweightEncoderConfig(
+    mcfg = student_config(
         vocab_size=len(tokenizer), d_model=sc.d_model, num_layers=sc.num_layers, num_heads=sc.num_heads,
-        ffn_dim=sc.ffn_dim, max_position_embeddings=max(sc.max_length, 8), dropout=sc.dropout,
-        pooling=sc.pooling, teacher_dim=tdim or 384, pad_token_id=tokenizer.pad_token_id,
+        ffn_dim=sc.ffn_dim, max_length=sc.max_length, dropout=sc.dropout, pad_token_id=tokenizer.pad_token_id,
     )
-    model = LightweightEncoderModel(mcfg)
+    model = Student.from_config(mcfg, teacher_dim=tdim or 384, pooling=sc.pooling)
     run_dir = cfg.stage_dir("student", "runs", variant.replace("+", "_"))
     trainer = StudentTrainer(model, train, valid, sc, variant, run_dir)
     summary = trainer.train(max_steps=max_steps)
     model = trainer.raw_model
     if len(valid):
         summary["valid_metrics"] = evaluate_loss(trainer.eval_loss_fn, valid, sc.batch_size * 2, trainer.acc.device)
-    out = Path(out_dir) if out_dir else _variant_dir(cfg, variant)
+    out = Path(out_dir) if out_dir else model_dir(cfg, variant)
     dirs = teacher_dirs(cfg)
     summary.update(counts=counts, n_params=sum(p.numel() for p in model.parameters()),
                    model_config=mcfg.to_dict(), mse_weight=sc.mse_weight, distill_loss=sc.distill_loss,
@@ -193,8 +187,7 @@ def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None 
     inputs = {"pairs": cfg.stage_dir("data", "pairs"), "tokenizer": tok_dir}
     inputs.update({f"teacher_{i}": d for i, d in enumerate(dirs) if (d / "manifest.json").is_file()})
     with atomic_dir(out) as tmp:
-        model.to("cpu").save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
+        write_student(model, tokenizer, tmp, sc.max_length)
         atomic_write_text(tmp / "README.md", model_card(summary))
         atomic_write_json(tmp / "training_summary.json", summary)
         write_manifest(tmp, kind="student", stage=STAGE, config=sc, inputs=inputs, counts=counts,
@@ -202,21 +195,11 @@ def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None 
     return summary
 
 
-def load_student(path: str | Path):
-    """A trained student folder -> (model in eval mode, tokenizer), manifest checked."""
-    from transformers import AutoTokenizer
-
-    from llm2ctr.student.modeling import LightweightEncoderModel
-
-    read_manifest(path, "student")
-    return LightweightEncoderModel.from_pretrained(str(path)).eval(), AutoTokenizer.from_pretrained(str(path))
-
-
 def run_eval(cfg: Config) -> dict[str, Any]:
     """Compare every trained variant and the teacher probe on the held-out (test) split."""
     from llm2ctr.student.evaluation import comparison_markdown, evaluate_student, teacher_probe
 
-    found = [(v, _variant_dir(cfg, v)) for v in VARIANTS if (_variant_dir(cfg, v) / "manifest.json").is_file()]
+    found = [(v, model_dir(cfg, v)) for v in VARIANTS if (model_dir(cfg, v) / "manifest.json").is_file()]
     if not found:
         raise ArtifactError(f"{cfg.stage_dir('student')}: no trained student (run `llm2ctr student train`)")
     _, tokenizer = load_student(found[0][1])
@@ -241,39 +224,68 @@ def run_eval(cfg: Config) -> dict[str, Any]:
     return {"path": str(out), "table": table, "results": results}
 
 
-def run_export(cfg: Config, model_dir: str | Path | None = None) -> dict[str, Any]:
-    """sentence-transformers folder, ONNX fp32 with a parity check, ONNX int8 and its quality cost."""
-    from llm2ctr.student.export import (
-        export_onnx,
-        onnx_session,
-        parity,
-        quantize_int8,
-        write_sentence_transformers,
-    )
+def run_export(cfg: Config, source_dir: str | Path | None = None) -> dict[str, Any]:
+    """The student folder + ONNX fp32 (parity-checked) + ONNX int8, with int8's macro-F1 cost.
 
-    src = Path(model_dir) if model_dir else _variant_dir(cfg, "sft+mse")
-    model, tokenizer = load_student(src)
-    pairs = load_pairs(cfg.stage_dir("data", "pairs"))
-    test = pairs.filter(pc.equal(pairs.column("split"), "test"))
-    sample = (test if test.num_rows else pairs).slice(0, 256)
+    The export folder is what ``student push`` uploads: the stock layout of student/artifact.py
+    plus ``onnx/``. Quality is measured on the labelled test pairs (all pairs if there is no test
+    split): head macro-F1 from PyTorch, ONNX fp32 and ONNX int8 on the same tokens.
+    """
+    import shutil
+
+    from llm2ctr.student.data import labels_from_rsl
+    from llm2ctr.student.evaluation import classification_metrics
+    from llm2ctr.student.export import export_onnx, onnx_session, parity, quantize_int8, run_onnx
     from llm2ctr.student.tokenization import encode_pairs
 
-    batch = encode_pairs(tokenizer, sample.column("query").to_pylist(), sample.column("item_text").to_pylist(),
+    src = Path(source_dir) if source_dir else model_dir(cfg, "sft+mse")
+    model, tokenizer = load_student(src)
+    pairs_dir = cfg.stage_dir("data", "pairs")
+    pairs = load_pairs(pairs_dir)
+    test = pairs.filter(pc.equal(pairs.column("split"), "test"))
+    test = test if test.num_rows else pairs
+    labels = labels_from_rsl(test.column("rsl"), str(pairs_dir))
+    test = test.filter(pa.array(labels >= 0))
+    labels = labels[labels >= 0]
+    batch = encode_pairs(tokenizer, test.column("query").to_pylist(), test.column("item_text").to_pylist(),
                          cfg.student.max_length)
-    out = cfg.stage_dir("student", "export")
-    res: dict[str, Any] = {"path": str(out), "parity_rows": sample.num_rows}
+    sample = {k: v[:256] for k, v in batch.items()}
+    out = export_dir(cfg)
+    res: dict[str, Any] = {"path": str(out), "parity_rows": int(sample["input_ids"].shape[0]),
+                           "quality_rows": int(len(labels))}
+
+    def macro_f1(logits: np.ndarray) -> float:
+        return round(classification_metrics(labels, logits.argmax(1))["macro_f1"], 4)
+
+    with torch.no_grad():
+        res["macro_f1"] = {"pytorch": macro_f1(model(**batch).logits.numpy())}
     with atomic_dir(out) as tmp:
-        write_sentence_transformers(src, tmp / "sentence-transformers", cfg.student.max_length)
-        onnx_path = export_onnx(model, batch, tmp / "model.onnx", cfg.student.onnx_opset)
-        res["onnx_parity"] = parity(model, onnx_session(onnx_path), batch)
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        (tmp / "onnx").mkdir()
+        onnx_path = export_onnx(model, sample, tmp / "onnx" / "model.onnx", cfg.student.onnx_opset)
+        res["onnx_parity"] = parity(model, onnx_session(onnx_path), sample)
         if res["onnx_parity"]["max_abs_diff_pooled"] > 1e-3:
             raise ArtifactError(f"{onnx_path}: ONNX differs from PyTorch ({res['onnx_parity']}); not exported")
+        res["macro_f1"]["onnx_fp32"] = macro_f1(run_onnx(onnx_session(onnx_path), batch)["logits"])
         if cfg.student.onnx_int8:
-            q = quantize_int8(onnx_path, tmp / "model_int8.onnx")
-            res["int8_parity"] = parity(model, onnx_session(q), batch)
-        tokenizer.save_pretrained(str(tmp / "tokenizer"))
+            q = quantize_int8(onnx_path, tmp / "onnx" / "model_int8.onnx")
+            res["int8_parity"] = parity(model, onnx_session(q), sample)
+            res["macro_f1"]["onnx_int8"] = macro_f1(run_onnx(onnx_session(q), batch)["logits"])
+            res["int8_macro_f1_cost"] = round(res["macro_f1"]["pytorch"] - res["macro_f1"]["onnx_int8"], 4)
         atomic_write_json(tmp / "export.json", res)
         write_manifest(tmp, kind="student", stage=STAGE, config=cfg.student, inputs={"model": src},
                        export=True, **{k: v for k, v in res.items() if k != "path"})
     log.info("export: %s", json.dumps({k: v for k, v in res.items() if k != "path"}))
     return res
+
+
+def run_push(cfg: Config, repo_id: str, folder: str | Path | None = None, private: bool = False,
+             dry_run: bool = False) -> dict[str, Any]:
+    """Upload the export folder (or ``folder``) as it is; it must be a finished student artifact."""
+    from llm2ctr.student.export import push_folder
+
+    src = Path(folder) if folder else export_dir(cfg)
+    if folder is None and not (src / "manifest.json").is_file():
+        raise ArtifactError(f"{src}: no exported student; run `llm2ctr student export` first (or pass --folder)")
+    read_manifest(src, "student")
+    return {"folder": str(src), **push_folder(src, repo_id, private=private, dry_run=dry_run)}

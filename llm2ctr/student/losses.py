@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm2ctr.student.modeling import LightweightEncoderModel
+from llm2ctr.student.modeling import Student
 
 IGNORE_LABEL = -100
 VARIANTS = ("sft+mse", "sft", "mse")
@@ -33,7 +33,7 @@ class SftDistillLoss(nn.Module):
 
     def __init__(
         self,
-        model: LightweightEncoderModel,
+        model: Student,
         variant: str = "sft+mse",
         mse_weight: float = 1.0,
         distill_loss: str = "mse",

@@ -29,7 +29,7 @@ from llm2ctr.artifacts import atomic_dir, atomic_write_json, reading
 from llm2ctr.student.config import StudentConfig
 from llm2ctr.student.data import PairArrays
 from llm2ctr.student.losses import SftDistillLoss
-from llm2ctr.student.modeling import LightweightEncoderModel
+from llm2ctr.student.modeling import Student
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class StudentTrainer:
 
     def __init__(
         self,
-        model: LightweightEncoderModel,
+        model: Student,
         train: PairArrays,
         valid: PairArrays | None,
         scfg: StudentConfig,
@@ -113,7 +113,7 @@ class StudentTrainer:
             optimizer, int(scfg.warmup_ratio * self.total_steps), self.total_steps
         )
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
-        self.raw_model: LightweightEncoderModel = self.acc.unwrap_model(self.model)
+        self.raw_model: Student = self.acc.unwrap_model(self.model)
         self.loss_fn = SftDistillLoss(self.model, variant, scfg.mse_weight, scfg.distill_loss)
         self.eval_loss_fn = SftDistillLoss(self.raw_model, variant, scfg.mse_weight, scfg.distill_loss)
         self.fp = _fingerprint(scfg, variant, train, self.valid_data)

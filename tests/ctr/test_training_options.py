@@ -161,3 +161,28 @@ def test_early_stopping_restores_the_best_epoch(ctr_config, tmp_path):
 def test_bad_lr_schedule_is_refused_naming_the_key(ctr_config, tmp_path):
     with pytest.raises(ValueError, match=r"ctr\.lr_schedule='step'.*cosine, linear, constant"):
         _run(ctr_config, tmp_path, "lr", "ctr.lr_schedule=step")
+
+
+def test_finetuning_moves_the_stock_bert_encoder_at_the_scaled_rate(ctr_config, tmp_path):
+    """PRECTR-V2 with the encoder in the loop: the student's BertModel weights move, in the encoder group."""
+    from llm2ctr.ctr_finetune import jobs
+    from llm2ctr.ctr_finetune.baselines import build_model, get_spec
+    from llm2ctr.ctr_finetune.prepare import prepare, student_dir
+    from llm2ctr.ctr_finetune.trainer import train
+    from llm2ctr.student.artifact import load_encoder
+
+    cfg = ctr_config("ctr.max_steps=3", "ctr.encoder_unfreeze_at=0.0")
+    p = prepare(cfg)
+    spec = get_spec("prectr_v2")
+    torch.manual_seed(0)
+    encoder, _ = load_encoder(student_dir(cfg))
+    before = {k: v.clone() for k, v in encoder.bert.state_dict().items()}
+    net = build_model(spec, jobs.TextContexts(cfg, p).get("distilled"), p.spec, cfg.ctr, encoder)
+    opt = make_optimizer(net, 1e-3, 0.1)
+    enc_group = next(g for g in opt.param_groups if g["name"] == "encoder")
+    assert {id(t) for t in enc_group["params"]} == {id(t) for t in encoder.bert.parameters()}
+    assert enc_group["lr"] == pytest.approx(1e-4)
+    train(net, spec, p.reader("train"), cfg.ctr, tmp_path, progress=False)
+    after = encoder.bert.state_dict()
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any("encoder.layer.0.attention" in k for k in moved) and "embeddings.word_embeddings.weight" in moved

