@@ -34,7 +34,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "teacher_embeddings": 1,
     "teacher_adapter": 1,
     "student": 2,  # 2: stock BERT layout (student/artifact.py)
-    "student_tokenizer": 1,
+    "student_tokenizer": 2,  # 2: one segment, deterministic vocabulary (student/tokenization.py)
     "student_eval": 1,
     "ranker": 1,
     "report": 1,
