@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -76,48 +74,13 @@ def test_vllm_engine_embeds_like_the_student(exported_student, tmp_path):
     assert np.abs(got - _ours(folder)).max() <= ATOL
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def student_server(exported_student, tmp_path_factory) -> Iterator[str]:
-    """``python -m vllm.entrypoints.openai.api_server --runner pooling`` on the export folder; always killed."""
+def student_server(exported_student, tmp_path_factory, vllm_server_at) -> Iterator[str]:
+    """The OpenAI-compatible server (``--runner pooling``) on the export folder; always killed."""
     _require_vllm()
-    import httpx
-
     _, folder = exported_student
-    port = _free_port()
-    log = tmp_path_factory.mktemp("student_server") / "server.log"
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
-           "--served-model-name", "student", "--runner", "pooling", "--host", "127.0.0.1", "--port", str(port),
-           "--dtype", "float32", "--enforce-eager"]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **ENV},
-                                start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server not healthy after 300 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with vllm_server_at(folder, "student", tmp_path_factory.mktemp("student_server") / "server.log") as url:
+        yield url
 
 
 def test_vllm_server_embeds_like_the_student(exported_student, student_server):

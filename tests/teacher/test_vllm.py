@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,47 +35,13 @@ def _require_vllm() -> None:
         pytest.skip(f"vllm not importable: {exc}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def vllm_server(tiny_qwen: Path, tmp_path_factory) -> Iterator[str]:
-    """``python -m vllm.entrypoints.openai.api_server`` on a free loopback port; always killed."""
+def vllm_server(tiny_qwen: Path, tmp_path_factory, vllm_server_at) -> Iterator[str]:
+    """The OpenAI-compatible server on the tiny Qwen2, on loopback; always killed."""
     _require_vllm()
-    import httpx
-
-    port = _free_port()
     log = tmp_path_factory.mktemp("vllm_server") / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_qwen),
-           "--served-model-name", "tiny", "--runner", "pooling", "--host", "127.0.0.1", "--port", str(port),
-           "--dtype", "float32", "--enforce-eager", "--max-model-len", "512"]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server not healthy after 240 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with vllm_server_at(tiny_qwen, "tiny", log, "--max-model-len", "512", timeout_s=240) as url:
+        yield url
 
 
 def _hf(model: Path, **kw) -> HFBackend:
