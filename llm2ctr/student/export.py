@@ -6,11 +6,11 @@ logits and the teacher projection as outputs, checked against PyTorch on real pa
 declared good, and ``onnx/model_int8.onnx`` (onnxruntime dynamic quantisation: weights int8,
 activations quantised on the fly), whose macro-F1 cost is measured on the test split.
 
-Speed (measured on 2 CPU cores, benchmarks/bench_student.py; docs/student.md):
+Speed (measured on 2 CPU cores, benchmarks/bench_student.py -> benchmarks/results/student.md):
 
 - the graph is traced with BERT's *eager* attention (matmul, additive mask, softmax) rather than
   the ``sdpa`` path the PyTorch model runs: same numbers (parity ~1e-6), but the sdpa export drags
-  in mask bookkeeping (IsNaN/Where/And) and ran 10-20% slower in onnxruntime, fp32 and int8;
+  in mask bookkeeping (IsNaN/Where/And) and ran 10-25% slower in onnxruntime, fp32 and int8;
 - ``onnx_session`` uses torch's thread count, every onnxruntime graph optimisation but one:
   ``SkipLayerNormFusion``, whose fused CPU kernel took 3-6x the time of the LayerNormalization +
   Add it replaces on this model (hidden 128) and made int8 no faster than fp32;
