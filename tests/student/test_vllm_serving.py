@@ -26,15 +26,6 @@ ITEMS = ["acme red boot new", "orbo blue lamp sale eco", "zenit blue lamp classi
 ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _require_vllm() -> None:
-    try:
-        import vllm  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means no usable vLLM
-        if os.environ.get("LLM2CTR_REQUIRE_VLLM") == "1":
-            pytest.fail(f"LLM2CTR_REQUIRE_VLLM=1 but vllm cannot be imported: {exc}")
-        pytest.skip(f"vllm not importable: {exc}")
-
-
 def _texts() -> list[str]:
     return [pair_text(q, i) for q, i in zip(QUERIES, ITEMS, strict=True)]
 
@@ -60,8 +51,7 @@ if __name__ == "__main__":
 """
 
 
-def test_vllm_engine_embeds_like_the_student(exported_student, tmp_path):
-    _require_vllm()
+def test_vllm_engine_embeds_like_the_student(exported_student, tmp_path, require_vllm):
     _, folder = exported_student
     script = tmp_path / "engine.py"
     script.write_text(textwrap.dedent(ENGINE))
@@ -75,9 +65,8 @@ def test_vllm_engine_embeds_like_the_student(exported_student, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def student_server(exported_student, tmp_path_factory, vllm_server_at) -> Iterator[str]:
+def student_server(exported_student, tmp_path_factory, vllm_server_at, require_vllm) -> Iterator[str]:
     """The OpenAI-compatible server (``--runner pooling``) on the export folder; always killed."""
-    _require_vllm()
     _, folder = exported_student
     with vllm_server_at(folder, "student", tmp_path_factory.mktemp("student_server") / "server.log") as url:
         yield url

@@ -8,7 +8,6 @@ With LLM2CTR_REQUIRE_VLLM=1 (CI), a missing vLLM is a failure, not a skip.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,19 +25,9 @@ ATOL = 1e-4
 TEXTS = ["red running shoes", "a", "usb c charger with two ports and a very long description " * 40, "desk lamp"]
 
 
-def _require_vllm() -> None:
-    try:
-        import vllm  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means no usable vLLM
-        if os.environ.get("LLM2CTR_REQUIRE_VLLM") == "1":
-            pytest.fail(f"LLM2CTR_REQUIRE_VLLM=1 but vllm cannot be imported: {exc}")
-        pytest.skip(f"vllm not importable: {exc}")
-
-
 @pytest.fixture(scope="module")
-def vllm_server(tiny_qwen: Path, tmp_path_factory, vllm_server_at) -> Iterator[str]:
+def vllm_server(tiny_qwen: Path, tmp_path_factory, vllm_server_at, require_vllm) -> Iterator[str]:
     """The OpenAI-compatible server on the tiny Qwen2, on loopback; always killed."""
-    _require_vllm()
     log = tmp_path_factory.mktemp("vllm_server") / "server.log"
     with vllm_server_at(tiny_qwen, "tiny", log, "--max-model-len", "512", timeout_s=240) as url:
         yield url
@@ -71,9 +60,8 @@ def test_embed_job_through_the_server_equals_hf_store(vllm_server: str, adapted,
     np.testing.assert_allclose(vo, vh, atol=ATOL)
 
 
-def test_vllm_engine_with_lora_adapter_equals_hf(adapted, tmp_path: Path):
+def test_vllm_engine_with_lora_adapter_equals_hf(adapted, tmp_path: Path, require_vllm):
     """Engine backend through the embed job, adapter merged for vLLM; prompts truncated at 128 tokens."""
-    _require_vllm()
     cfg = copy.deepcopy(adapted[0])
     cfg.teacher.use_adapter = True
     run_embed(cfg, out_dir=tmp_path / "hf", progress=False)
