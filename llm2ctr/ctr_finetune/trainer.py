@@ -158,7 +158,7 @@ def train(
     epoch's weights (also in ``out_dir/best.safetensors``).
     """
     check_options(cfg)
-    with deterministic_kernels(getattr(cfg, "deterministic", True)):
+    with deterministic_kernels(cfg.deterministic):
         return _train(model, spec, reader, cfg, out_dir, progress, valid)
 
 

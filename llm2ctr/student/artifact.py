@@ -88,8 +88,8 @@ def write_student(student: Student, tokenizer, folder: str | Path, max_length: i
               str(folder / PROJECTION / "model.safetensors"))
 
 
-def _check_format(folder: Path) -> None:
-    """Refuse a folder written before the student became a stock BERT, saying what to do."""
+def _open(folder: Path) -> None:
+    """Refuse a folder written before the student became a stock BERT (saying what to do), or unfinished."""
     cfg_path = folder / "config.json"
     if cfg_path.is_file():
         model_type = json.loads(cfg_path.read_text(encoding="utf-8")).get("model_type")
@@ -102,6 +102,7 @@ def _check_format(folder: Path) -> None:
             )
     if not (folder / RELEVANCE / "config.json").is_file():
         raise ArtifactError(f"{folder}: no {RELEVANCE}/config.json; not a student folder (re-run `llm2ctr student train`)")
+    read_manifest(folder, KIND)
 
 
 def _pooling(folder: Path) -> str:
@@ -115,8 +116,7 @@ def load_student(folder: str | Path) -> tuple[Student, object]:
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     folder = Path(folder)
-    _check_format(folder)
-    read_manifest(folder, KIND)
+    _open(folder)
     relevance = BertForSequenceClassification.from_pretrained(str(folder / RELEVANCE))
     weights = load_file(str(folder / PROJECTION / "model.safetensors"))
     projection = nn.Linear(weights["linear.weight"].shape[1], weights["linear.weight"].shape[0])
@@ -129,8 +129,7 @@ def load_encoder(folder: str | Path, random_init: bool = False, seed: int = 0) -
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     folder = Path(folder)
-    _check_format(folder)
-    read_manifest(folder, KIND)
+    _open(folder)
     if random_init:
         torch.manual_seed(seed)
         bert = BertModel(BertConfig.from_pretrained(str(folder)))
