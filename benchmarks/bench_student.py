@@ -394,7 +394,7 @@ def int8_quality(cfg) -> dict:
             "argmax_agreement": float((l32.argmax(1) == l8.argmax(1)).mean())}
 
 
-def train_eval(cfg, variant: str, seed: int, train, test, use_distill: bool = True, cap: int = 0,
+def train_eval(cfg, variant: str, seed: int, held, data, use_distill: bool = True, cap: int = 0,
                mse_weight: float | None = None) -> dict:
     """Train one student variant into a scratch folder and evaluate it on the test split."""
     import dataclasses
@@ -409,15 +409,15 @@ def train_eval(cfg, variant: str, seed: int, train, test, use_distill: bool = Tr
     out = cfg.stage_dir("bench", f"{variant.replace('+', '_')}-s{seed}-d{int(use_distill)}-c{cap}-l{lam:g}")
     summary = run_train(c, variant, out_dir=out)
     model, _ = load_student(out)
-    ev = evaluate_student(model, train, test, variant, seed=seed)
-    head = ev.get("head", {})
+    ev = evaluate_student(model, held, variant, seed, data)
+    head = ev.get("head", {}).get("all", {})
     return {"variant": variant, "seed": seed, "mse_weight": lam, "distill_pairs_used": summary["counts"].get("distill_pairs", 0)
             if use_distill else 0, "train_rows": summary["train_rows"], "steps": summary["steps"],
             "train_samples_per_s": summary["samples_per_s"], "n_params": summary["n_params"],
             "macro_f1": head.get("macro_f1"), "accuracy": head.get("accuracy"),
-            "probe_macro_f1": ev.get("probe", {}).get("macro_f1"),
-            "cos_seen": ev["teacher_seen_queries"]["cosine"], "cos_unseen": ev["teacher_unseen_queries"]["cosine"],
-            "mse_unseen": ev["teacher_unseen_queries"]["mse"]}
+            "probe_macro_f1": ev["probe"]["all"]["macro_f1"],
+            "cos_seen": ev["cosine"].get("seen", {}).get("cosine"), "cos_unseen": ev["cosine"].get("unseen", {}).get("cosine"),
+            "mse_unseen": ev["cosine"].get("unseen", {}).get("mse")}
 
 
 def mean_sd(xs: list[float]) -> dict:
@@ -563,7 +563,7 @@ def main() -> int:
     from llm2ctr.data.jobs import run_synth
     from llm2ctr.data.store import load_pairs
     from llm2ctr.student.artifact import load_student
-    from llm2ctr.student.evaluation import teacher_probe
+    from llm2ctr.student.evaluation import HeldOut
     from llm2ctr.student.jobs import (
         load_training_data,
         run_distill_pairs,
@@ -602,7 +602,7 @@ def main() -> int:
                                                         default=float))
 
     # the main student (default architecture) -> export -> speed
-    main_sum = run_train(cfg, "sft+mse")
+    main_sum = run_train(cfg)
     run_export(cfg)
     n_speed = 512 if args.quick else 2048
     speed = bench_speed(cfg, st, n=n_speed, batch=128, reps=2 if args.quick else args.reps)
@@ -643,16 +643,16 @@ def main() -> int:
     # quality: seeds x variants on one tokenization of the data
     data, counts, tdim = load_training_data(cfg, tok)
     res["setup"]["teacher_dim"] = tdim
-    train, test = data.subset(data.splits == "train"), data.subset(data.splits == "test")
+    held = HeldOut(data, cfg.student.decision_rule, cfg.student.kd_head_rows)
     runs = []
     for seed in range(args.seeds):
         for variant in ("sft", "sft+mse", "mse"):  # mse-only once: it has no head to compare
             if variant == "mse" and seed > 0:
                 continue
-            r = train_eval(cfg, variant, seed, train, test)
+            r = train_eval(cfg, variant, seed, held, data)
             log.info("quality %s", r)
             runs.append(r)
-    probe = teacher_probe(train, test)
+    probe = {"probe": held.probe(lambda d: d.teacher, 0)["all"]}
     summary = {}
     for v in ("sft", "sft+mse", "mse"):
         rs = [r for r in runs if r["variant"] == v]
@@ -662,16 +662,16 @@ def main() -> int:
                                                        "cos_seen": None, "cos_unseen": None}
     # quality vs number of distillation pairs (seed 0; the full point is the seed-0 run above)
     n_dp = counts.get("distill_pairs", 0)
-    curve = [train_eval(cfg, "sft+mse", 0, train, test, use_distill=False)]
+    curve = [train_eval(cfg, "sft+mse", 0, held, data, use_distill=False)]
     for frac in (1 / 3,):
         if int(n_dp * frac):
-            curve.append(train_eval(cfg, "sft+mse", 0, train, test, cap=int(n_dp * frac)))
+            curve.append(train_eval(cfg, "sft+mse", 0, held, data, cap=int(n_dp * frac)))
     curve.append(next(r for r in runs if r["variant"] == "sft+mse" and r["seed"] == 0))
     # the distillation weight: MSE is a mean over teacher dims, so unit-norm teacher vectors give
     # a term ~1/dim the size of the CE term at mse_weight 1
     lam_sweep = [next(r for r in runs if r["variant"] == "sft+mse" and r["seed"] == 0)]
     for lam in (30.0, 300.0):
-        lam_sweep.append(train_eval(cfg, "sft+mse", 0, train, test, mse_weight=lam))
+        lam_sweep.append(train_eval(cfg, "sft+mse", 0, held, data, mse_weight=lam))
 
     res.update({"seeds": list(range(args.seeds)), "runs": runs, "quality_summary": summary, "teacher_probe": probe,
                 "curve": curve, "mse_weight_sweep": lam_sweep})

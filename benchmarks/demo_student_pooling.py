@@ -45,14 +45,15 @@ def main() -> int:
 
     from llm2ctr.config import load_config
     from llm2ctr.student.artifact import load_student
-    from llm2ctr.student.evaluation import evaluate_student, teacher_probe
+    from llm2ctr.student.evaluation import HeldOut, evaluate_student
     from llm2ctr.student.jobs import load_tokenizer, load_training_data, run_train
 
     work = Path(args.workdir)
     cfg = load_config(args.config, [f"workdir={work}"])
     tok = load_tokenizer(work / "student" / "tokenizer")
     data, _, _ = load_training_data(cfg, tok)
-    train, test = data.subset(data.splits == "train"), data.subset(data.splits == "test")
+    held = HeldOut(data, cfg.student.decision_rule, cfg.student.kd_head_rows)
+    test = held.test
     rows, t0 = [], time.perf_counter()
     scratch = work / "bench_pooling"
     for seed in range(args.seeds):
@@ -62,12 +63,13 @@ def main() -> int:
                 out = scratch / f"{pooling}-{variant.replace('+', '_')}-s{seed}"
                 run_train(c, variant, out_dir=out)
                 model, _ = load_student(out)
-                ev = evaluate_student(model, train, test, variant, seed=seed)
+                ev = evaluate_student(model, held, variant, seed, data)
                 rows.append({"pooling": pooling, "variant": variant, "seed": seed,
-                             "head_macro_f1": ev["head"]["macro_f1"], "probe_macro_f1": ev["probe"]["macro_f1"],
-                             "cos_unseen": ev["teacher_unseen_queries"]["cosine"]})
+                             "head_macro_f1": ev["head"]["all"]["macro_f1"],
+                             "probe_macro_f1": ev["probe"]["all"]["macro_f1"],
+                             "cos_unseen": ev["cosine"].get("unseen", {}).get("cosine")})
                 print(rows[-1], flush=True)
-    probe = teacher_probe(train, test, seed=0)
+    probe = {"probe": held.probe(lambda d: d.teacher, 0)["all"]}
     summary = {}
     for pooling in ("mean", "cls"):
         for variant in ("sft", "sft+mse"):

@@ -40,8 +40,11 @@ class PipelineConfig:
     stages: list[str] = field(default_factory=list)
     # re-run stages even when their inputs and config are unchanged
     force: bool = False
-    # student variants trained for the distillation table (sft+mse is the one the ranker uses)
-    student_variants: list[str] = field(default_factory=lambda: ["sft+mse", "sft", "mse"])
+    # student variants trained (each for student.eval_seeds seeds) for the distillation table; student.variant,
+    # the one the ranker uses, is always trained
+    student_variants: list[str] = field(default_factory=lambda: ["sft", "mse", "sft+mse"])
+    # embed the bare pairs with the teacher (no retrieved examples) for the table's plain teacher probe
+    teacher_plain: bool = True
     # build unlabelled distillation pairs and embed them with the teacher before student training
     distill_pairs: bool = False
     # ranker models trained for the report; empty = the ranker stage's default suite

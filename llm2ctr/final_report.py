@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.compute as pc
 
 from llm2ctr.artifacts import atomic_dir, atomic_write_json, atomic_write_text, read_manifest, write_manifest
@@ -81,27 +80,6 @@ def measure_speed(cfg: Config, n: int = SPEED_PAIRS) -> dict[str, Any]:
     return result
 
 
-def _distillation_plot(results: list[dict[str, Any]], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    names = [r["variant"] for r in results]
-    f1 = [r.get("head", {}).get("macro_f1") or r.get("probe", {}).get("macro_f1") or 0.0 for r in results]
-    cos = [r.get("teacher_unseen_queries", {}).get("cosine") or 0.0 for r in results]
-    fig = Figure(figsize=(7, 3.2), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    x = np.arange(len(names))
-    ax.bar(x - 0.2, f1, 0.4, label="macro-F1 (relevance)")
-    ax.bar(x + 0.2, cos, 0.4, label="cosine to teacher (unseen queries)")
-    ax.set_xticks(x, names)
-    ax.set_ylim(0, 1)
-    ax.set_title("Student distillation on the held-out split")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-
-
 def write_final_report(cfg: Config) -> dict[str, Any]:
     """Write ``{workdir}/report/`` (report.md, report.json, PNGs) from the stages' artifacts."""
     student_eval = cfg.stage_dir("student", "eval")
@@ -124,8 +102,6 @@ def write_final_report(cfg: Config) -> dict[str, Any]:
         "```",
         "",
         "## Distillation (held-out test split)",
-        "",
-        "![distillation](distillation.png)",
         "",
         (student_eval / "eval.md").read_text().split("\n", 2)[-1].strip(),
         "",
@@ -163,9 +139,11 @@ def write_final_report(cfg: Config) -> dict[str, Any]:
     with atomic_dir(out) as tmp:
         for png in [*ctr_report.glob("*.png"), *study.glob("study.png")]:
             shutil.copy2(png, tmp / png.name)
-        _distillation_plot(eval_json.get("results", []), tmp / "distillation.png")
+        if (student_eval / "distillation.png").is_file():
+            shutil.copy2(student_eval / "distillation.png", tmp / "distillation.png")
         atomic_write_text(tmp / "report.md", "\n".join(lines) + "\n")
-        atomic_write_json(tmp / "report.json", {"data": data, "distillation": eval_json, "speed": speed,
+        atomic_write_json(tmp / "report.json", {"data": data, "distillation": eval_json.get("rows", []),
+                                                "distillation_targets": eval_json.get("targets", {}), "speed": speed,
                                                 "stage_seconds": timings})
         write_manifest(tmp, kind="report", stage="pipeline.report", config=None,
                        inputs={"student_eval": student_eval, "ctr_report": ctr_report})

@@ -59,24 +59,39 @@ _run_rag_neighbours = _job("llm2ctr.rag.jobs", "run_neighbours")
 _run_teacher_adapt = _job("llm2ctr.teacher.jobs", "run_adapt")
 _run_teacher = _job("llm2ctr.teacher.jobs", "run_embed")
 _run_distill_pairs = _job("llm2ctr.student.jobs", "run_distill_pairs")
-# teacher embeddings of the unlabelled distillation pairs (no RAG examples: no labels to show)
+# RAG examples for the unlabelled distillation pairs: labelled *training* pairs of data/pairs found
+# in rag/index, under the same leakage guard as the labelled pairs' neighbours
+_run_rag_distill_neighbours = _job(
+    "llm2ctr.rag.jobs",
+    "run_external_neighbours",
+    pairs_dir=lambda cfg: cfg.stage_dir("student", "distill_pairs"),
+    out_dir=lambda cfg: cfg.stage_dir("rag", "distill_neighbours"),
+)
+# teacher embeddings of the distillation pairs, prompted like the labelled pairs: the distillation
+# pairs carry no label themselves, but their prompts show retrieved labelled examples and edge cases
+# (rag/distill_neighbours, ids into data/pairs), so both sets of targets live in one prompt space
 _run_teacher_distill = _job(
     "llm2ctr.teacher.jobs",
     "run_embed",
     pairs_dir=lambda cfg: cfg.stage_dir("student", "distill_pairs"),
+    neighbours_dir=lambda cfg: cfg.stage_dir("rag", "distill_neighbours"),
+    examples_dir=lambda cfg: cfg.stage_dir("data", "pairs"),
     out_dir=lambda cfg: cfg.stage_dir("teacher", "distill_embeddings"),
 )
+_run_teacher_plain = _job("llm2ctr.teacher.jobs", "run_embed_plain")
 _run_student_tokenizer = _job("llm2ctr.student.jobs", "run_tokenizer")
 
 
 def _run_student_train(cfg: Config) -> dict:
+    """Every variant of pipeline.student_variants (and student.variant, the ranker's) for each table seed."""
     from llm2ctr.student.jobs import run_train
 
     out = {}
-    # the main variant last-written to student/model is the one the ranker uses
-    variants = [v for v in cfg.pipeline.student_variants if v != "sft+mse"] + ["sft+mse"]
+    variants = list(dict.fromkeys([*cfg.pipeline.student_variants, cfg.student.variant]))
+    seeds = [cfg.student.seed + k for k in range(max(1, cfg.student.eval_seeds))]
     for variant in variants:
-        out[variant] = run_train(cfg, variant=variant)
+        for seed in seeds:
+            out[f"{variant} seed {seed}"] = run_train(cfg, variant=variant, seed=seed)
     return out
 
 
@@ -114,21 +129,32 @@ STAGES: tuple[Stage, ...] = (
     Stage("teacher", _run_teacher, ("teacher",), ("data/pairs", "rag/neighbours", "teacher/adapter"),
           ("teacher/embeddings",),
           "teacher embeddings"),
-    Stage("distill_pairs", _run_distill_pairs, ("seed", "student.pairs_near_k", "student.pairs_random_k"),
-          ("data/pairs",), ("student/distill_pairs",),
+    Stage("teacher_plain", _run_teacher_plain, ("teacher",), ("data/pairs", "teacher/adapter"),
+          ("teacher/plain_embeddings",), "teacher embeddings of the bare pairs (the table's plain teacher probe)",
+          enabled=lambda cfg: cfg.pipeline.teacher_plain),
+    Stage("distill_pairs", _run_distill_pairs,
+          ("seed", "student.pairs_near_k", "student.pairs_random_k", "student.pairs_new_queries"),
+          ("data/pairs", "data/catalogue", "data/events"), ("student/distill_pairs",),
           "unlabelled distillation pairs (pipeline.distill_pairs=true)",
           enabled=lambda cfg: cfg.pipeline.distill_pairs),
-    Stage("teacher_distill", _run_teacher_distill, ("teacher",), ("student/distill_pairs",),
-          ("teacher/distill_embeddings",), "teacher embeddings of the distillation pairs",
+    Stage("rag_distill_neighbours", _run_rag_distill_neighbours, ("rag",),
+          ("student/distill_pairs", "data/pairs", "rag/index"), ("rag/distill_neighbours",),
+          "labelled training neighbours and edge cases of the distillation pairs (pipeline.distill_pairs=true, "
+          "teacher.use_rag=true)",
+          enabled=lambda cfg: cfg.pipeline.distill_pairs and cfg.teacher.use_rag),
+    Stage("teacher_distill", _run_teacher_distill, ("teacher",),
+          ("student/distill_pairs", "rag/distill_neighbours", "data/pairs", "teacher/adapter"),
+          ("teacher/distill_embeddings",), "teacher embeddings of the distillation pairs' RAG prompts",
           enabled=lambda cfg: cfg.pipeline.distill_pairs),
     Stage("student_tokenizer", _run_student_tokenizer, ("student.vocab_size",), ("data/pairs",),
           ("student/tokenizer",), "domain tokenizer"),
     Stage("student_train", _run_student_train, ("student", "pipeline.student_variants"),
           ("data/pairs", "teacher/embeddings", "teacher/distill_embeddings", "student/tokenizer"),
           ("student/model",),
-          "SFT + MSE distillation (and comparison variants)"),
-    Stage("student_eval", _run_student_eval, ("student",), ("student/model", "teacher/embeddings"),
-          ("student/eval",), "distillation table"),
+          "the student (student.variant) and the comparison variants, each over student.eval_seeds seeds"),
+    Stage("student_eval", _run_student_eval, ("student", "pipeline.student_variants"),
+          ("student/model", "teacher/embeddings", "teacher/plain_embeddings"),
+          ("student/eval",), "distillation table: lexical baselines, teacher probes, students over seeds"),
     Stage("ctr_train", _run_ctr_train, ("ctr", "pipeline.ctr_models"),
           ("data/events", "data/counterfactual", "data/history", "student/model"), ("ctr/models",),
           "PRECTR-V2, baselines and ablations"),

@@ -28,6 +28,17 @@ Reads {workdir}/data/pairs and {workdir}/rag/index, writes {workdir}/rag/neighbo
 example: llm2ctr rag neighbours workdir=runs/demo rag.k_neighbours=8
 """
 
+EXTERNAL_HELP = """\
+Training neighbours and edge cases, as `rag neighbours` finds them, for the pairs of another table
+(e.g. the unlabelled distillation pairs of `student pairs`): each pair is embedded with
+rag.embedder and searched in the index of the labelled pairs under the same leakage guard (only
+labelled training pairs, never one of the same query when rag.exclude_same_query). Its ids point
+into the labelled pairs: give that table to `teacher embed --examples`.
+Reads --pairs, {workdir}/data/pairs and {workdir}/rag/index; writes {workdir}/rag/distill_neighbours.
+
+example: llm2ctr rag external-neighbours workdir=runs/demo --pairs runs/demo/student/distill_pairs
+"""
+
 
 def _index(args: argparse.Namespace) -> int:
     from llm2ctr.rag.jobs import run_index
@@ -43,6 +54,15 @@ def _neighbours(args: argparse.Namespace) -> int:
     return 0
 
 
+def _external(args: argparse.Namespace) -> int:
+    from llm2ctr.rag.jobs import run_external_neighbours
+
+    summary = run_external_neighbours(config_from_args(args), args.pairs, out_dir=args.out, index_dir=args.index,
+                                      examples_dir=args.examples)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def register(verbs: argparse._SubParsersAction) -> None:
     """Add this group's verbs."""
     p = add_command(verbs, "index", _index, "embed pairs and build the faiss index", INDEX_HELP)
@@ -51,3 +71,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
                     NEIGHBOURS_HELP)
     p.add_argument("--pairs", metavar="DIR", help="pairs artifact (default {workdir}/data/pairs)")
     p.add_argument("--index", metavar="DIR", help="rag index artifact (default {workdir}/rag/index)")
+    p = add_command(verbs, "external-neighbours", _external,
+                    "training neighbours and edge cases for another pairs table (distillation pairs)",
+                    EXTERNAL_HELP)
+    p.add_argument("--pairs", metavar="DIR", required=True, help="the pairs to find examples for")
+    p.add_argument("--examples", metavar="DIR", help="labelled pairs the index holds (default {workdir}/data/pairs)")
+    p.add_argument("--index", metavar="DIR", help="rag index artifact (default {workdir}/rag/index)")
+    p.add_argument("--out", metavar="DIR", help="output (default {workdir}/rag/distill_neighbours)")

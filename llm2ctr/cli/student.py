@@ -8,6 +8,8 @@ import os
 
 from llm2ctr.cli.common import UserError, add_command, config_from_args
 
+VARIANTS = ("sft", "kd", "mse", "sft+kd", "sft+mse", "kd+mse", "sft+kd+mse")  # llm2ctr.student.losses.VARIANTS
+
 
 def _tokenizer(args: argparse.Namespace) -> int:
     from llm2ctr.student.jobs import run_tokenizer
@@ -26,10 +28,10 @@ def _pairs(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from llm2ctr.student.jobs import run_train
 
-    res = run_train(config_from_args(args), variant=args.variant, out_dir=args.out_dir)
+    res = run_train(config_from_args(args), variant=args.variant, out_dir=args.out_dir, seed=args.seed)
     if int(os.environ.get("RANK", "0")) != 0:  # under accelerate/torchrun only the main process reports
         return 0
-    keep = ("variant", "path", "steps", "epochs_done", "stopped_early", "best_valid_objective", "counts",
+    keep = ("variant", "path", "steps", "epochs_done", "stopped_early", "best_valid_criterion", "decision_rule", "counts",
             "n_params", "samples_per_s")
     print(json.dumps({k: res.get(k) for k in keep}))
     return 0
@@ -84,14 +86,21 @@ def register(verbs: argparse._SubParsersAction) -> None:
                     "Re-running after an interruption resumes from the last checkpoint exactly. "
                     "Several GPUs/processes: accelerate launch --config_file configs/accelerate/<f>.yaml "
                     "-m llm2ctr.student train ...")
-    p.add_argument("--variant", choices=["sft+mse", "sft", "mse"], default="sft+mse",
-                   help="objective: SFT cross-entropy + distillation (default), SFT only, distillation only")
+    p.add_argument("--variant", choices=VARIANTS, default=None,
+                   help="the terms of the objective: sft (class-weighted cross-entropy), kd (soft labels of the "
+                        "teacher head), mse (teacher-vector distillation, distance student.distill_loss); "
+                        "default student.variant (sft+mse)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default student.seed)")
     p.add_argument("--out-dir", default=None,
-                   help="output folder (default: student/model for sft+mse, student/variants/<v> otherwise)")
-    add_command(verbs, "eval", _eval, "compare student variants and a teacher probe on the test split",
-                "Accuracy, macro-F1, per-class report, cosine/MSE to the teacher on seen and unseen queries "
-                "for every trained variant, plus a logistic-regression probe on the teacher's vectors; "
-                "writes {workdir}/student/eval (eval.json, eval.md) and prints the table.")
+                   help="output folder (default: student/model for student.variant at student.seed, "
+                        "student/variants/<v> for other variants, student/seeds/<v>/seed-<k> for other seeds)")
+    add_command(verbs, "eval", _eval, "the distillation table: students vs lexical baselines and teacher probes",
+                "Macro-F1 (mean ± sd over the student.eval_seeds seeds found) and accuracy on the labelled test "
+                "split, for all test queries and separately for queries seen / unseen in training: TF-IDF + LR "
+                "and BM25/overlap + LR, a probe on the teacher's RAG-prompt vectors and on its plain-pair "
+                "vectors (teacher/plain_embeddings, if embedded), and every trained student (head and probe, "
+                "cosine to the teacher). Writes {workdir}/student/eval (eval.json, eval.md, distillation.png) "
+                "and prints the table.")
     p = add_command(verbs, "export", _export, "the loads-everywhere folder + ONNX fp32/int8 (parity, int8 F1 cost)",
                     "Writes {workdir}/student/export: the student folder (stock BERT: transformers, "
                     "sentence-transformers, vLLM, TEI load it; docs/student.md) plus onnx/model.onnx (checked "

@@ -1,4 +1,4 @@
-"""`llm2ctr teacher ...` commands: embed, merge, adapt, build-tiny."""
+"""`llm2ctr teacher ...` commands: embed, embed-plain, merge, adapt, build-tiny."""
 
 from __future__ import annotations
 
@@ -19,7 +19,18 @@ def _embed(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     try:
         _print(run_embed(cfg, pairs_dir=args.pairs, neighbours_dir=args.neighbours, shard=args.shard,
-                         out_dir=args.out, progress=not args.no_progress))
+                         out_dir=args.out, progress=not args.no_progress, examples_dir=args.examples))
+    except (TeacherBackendError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def _embed_plain(args: argparse.Namespace) -> int:
+    from llm2ctr.teacher.backends import TeacherBackendError
+    from llm2ctr.teacher.jobs import run_embed_plain
+
+    try:
+        _print(run_embed_plain(config_from_args(args), progress=not args.no_progress))
     except (TeacherBackendError, ValueError) as exc:
         raise UserError(str(exc)) from None
     return 0
@@ -71,7 +82,17 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", metavar="I/N", help="embed only part I of N (0-based) into embeddings.part-I-of-N")
     p.add_argument("--pairs", metavar="DIR", help="pairs artifact (default {workdir}/data/pairs)")
     p.add_argument("--neighbours", metavar="DIR", help="neighbours artifact (default {workdir}/rag/neighbours)")
+    p.add_argument("--examples", metavar="DIR",
+                   help="labelled pairs the neighbours' ids point into, when --pairs is another table "
+                        "(e.g. distillation pairs with rag/distill_neighbours); default: --pairs itself")
     p.add_argument("--out", metavar="DIR", help="store directory (default {workdir}/teacher/embeddings)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+    p = add_command(verbs, "embed-plain", _embed_plain,
+                    "embed the bare `query [SEP] item` pairs into {workdir}/teacher/plain_embeddings",
+                    description="The same teacher on the bare pair text (template pair-v1: no instruction, no "
+                    "retrieved examples),\nthe text the student reads. `student eval` fits its plain-pair teacher "
+                    "probe on these vectors:\nthe ceiling for a student that sees no retrieved labels at inference.")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
     p = add_command(verbs, "merge", _merge, "merge the parts of a `teacher embed --shard I/N` job into one store",

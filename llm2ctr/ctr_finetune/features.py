@@ -25,7 +25,7 @@ import pyarrow.ipc as ipc
 import torch
 
 from llm2ctr.artifacts import atomic_write_bytes
-from llm2ctr.ctr_finetune.lexical import lexical_features
+from llm2ctr.data.lexical import lexical_features
 from llm2ctr.data.schema import NUMERIC_PREFIX, SPARSE_PREFIX
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from llm2ctr.ctr_finetune.features import FeatureReader, FeatureSpec, PairFeatures
-from llm2ctr.ctr_finetune.lexical import LEXICAL_NAMES
 from llm2ctr.ctr_finetune.metrics import auc
+from llm2ctr.data.lexical import LEXICAL_NAMES
 
 
 def single_feature_aucs(reader: FeatureReader, spec: FeatureSpec, pairs: PairFeatures) -> dict[str, float]:

@@ -1,4 +1,6 @@
-"""Entry points of the rag stage: ``run_index`` (embed + faiss) and ``run_neighbours``.
+"""Entry points of the rag stage: ``run_index`` (embed + faiss), ``run_neighbours`` and
+``run_external_neighbours`` (training examples for the pairs of another table, e.g. the unlabelled
+distillation pairs, so their teacher prompts carry retrieved examples like the labelled pairs').
 
 Both work in numbered chunks saved under a hidden work folder next to their artifact, so a job
 killed half way continues from its last complete chunk and gives the same result; the artifact
@@ -16,13 +18,14 @@ from typing import Any
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from llm2ctr.artifacts import ArtifactError, atomic_dir, read_manifest, write_manifest
 from llm2ctr.cli.common import UserError
 from llm2ctr.config import Config
 from llm2ctr.data.store import load_pairs, save_table
-from llm2ctr.rag.artifact import load_rag_index, write_rag_files
+from llm2ctr.rag.artifact import RagIndex, load_rag_index, write_rag_files
 from llm2ctr.rag.embedder import (
     embed_texts,
     embedder_from_config,
@@ -171,16 +174,8 @@ def run_index(cfg: Config, pairs_dir: str | Path | None = None) -> dict[str, Any
     }
 
 
-def run_neighbours(
-    cfg: Config, pairs_dir: str | Path | None = None, index_dir: str | Path | None = None
-) -> dict[str, Any]:
-    """k training neighbours + edge cases for every pair; writes ``{workdir}/rag/neighbours``."""
-    _check_positive(cfg)
-    r = cfg.rag
-    pairs_dir = _paths(cfg, pairs_dir)
-    index_dir = Path(index_dir) if index_dir is not None else cfg.stage_dir("rag", "index")
-    pairs = load_pairs(pairs_dir)
-    pairs_hash = read_manifest(pairs_dir, "pairs")["content_hash"]
+def _load_index_of(index_dir: Path, pairs: pa.Table, pairs_hash: str, pairs_dir: Path) -> RagIndex:
+    """The rag index, after checking it was built from exactly this pairs table (hash and row order)."""
     rag = load_rag_index(index_dir)
     built_from = rag.manifest.get("inputs", {}).get("pairs", {}).get("content_hash")
     if built_from != pairs_hash:
@@ -192,6 +187,20 @@ def run_neighbours(
     if not ids_now.equals(rag.pair_ids):
         raise ArtifactError(f"{index_dir}: id map does not list the pair_ids of {pairs_dir} in order; "
                             "re-run `llm2ctr rag index`")
+    return rag
+
+
+def run_neighbours(
+    cfg: Config, pairs_dir: str | Path | None = None, index_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """k training neighbours + edge cases for every pair; writes ``{workdir}/rag/neighbours``."""
+    _check_positive(cfg)
+    r = cfg.rag
+    pairs_dir = _paths(cfg, pairs_dir)
+    index_dir = Path(index_dir) if index_dir is not None else cfg.stage_dir("rag", "index")
+    pairs = load_pairs(pairs_dir)
+    pairs_hash = read_manifest(pairs_dir, "pairs")["content_hash"]
+    rag = _load_index_of(index_dir, pairs, pairs_hash, pairs_dir)
 
     guard = Guard.from_pairs(pairs, r.exclude_same_query)
     want = r.k_neighbours + max(r.edge_window - r.k_neighbours, r.k_edge_cases)
@@ -241,4 +250,104 @@ def run_neighbours(
         index_type=rag.manifest.get("index_type"), embedder=rag.manifest.get("embedder"),
     )
     store.clear()
+    return {"neighbours": str(out), **counts, "content_hash": manifest["content_hash"]}
+
+
+def run_external_neighbours(
+    cfg: Config,
+    pairs_dir: str | Path,
+    out_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+    examples_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """k training neighbours + edge cases, from the labelled pairs, for the pairs of another table.
+
+    ``pairs_dir``: the external pairs (e.g. ``student/distill_pairs``; labels not needed, not used).
+    ``examples_dir``: the labelled pairs the index was built from (default ``{workdir}/data/pairs``);
+    ``index_dir``: that index (default ``{workdir}/rag/index``). Each external pair's
+    ``query [SEP] item_text`` is embedded with ``rag.embedder`` (the index's own embedder; another
+    one is refused) and searched in the index under the leakage guard of ``run_neighbours``: only
+    labelled training pairs of ``examples_dir``, never one with the same query and item text, never
+    one of the same query when ``rag.exclude_same_query``. Edge cases follow the same rule (the
+    external pair's own label plays no part). Writes a ``neighbours`` table, one row per external
+    pair in its order, whose nb/edge pair_ids point into ``examples_dir``: by default
+    ``{workdir}/rag/distill_neighbours``. Embedding and retrieval run in resumable chunks under a
+    hidden work folder next to the output.
+    """
+    _check_positive(cfg)
+    r = cfg.rag
+    pairs_dir = Path(pairs_dir)
+    examples_dir = _paths(cfg, examples_dir)
+    index_dir = Path(index_dir) if index_dir is not None else cfg.stage_dir("rag", "index")
+    out = Path(out_dir) if out_dir is not None else cfg.stage_dir("rag", "distill_neighbours")
+    external = load_pairs(pairs_dir)
+    ext_hash = read_manifest(pairs_dir, "pairs")["content_hash"]
+    examples = load_pairs(examples_dir)
+    ex_hash = read_manifest(examples_dir, "pairs")["content_hash"]
+    rag = _load_index_of(index_dir, examples, ex_hash, examples_dir)
+    built_with = rag.manifest.get("embedder_path")
+    if built_with is not None and built_with != resolve_embedder(r.embedder):
+        raise UserError(f"{index_dir}: the index was built with embedder {rag.manifest.get('embedder')!r} "
+                        f"({built_with}), rag.embedder is {r.embedder!r}: their vectors do not compare; "
+                        "use the index's embedder or re-run `llm2ctr rag index`")
+    dup = pc.count_distinct(external.column("pair_id")).as_py() != external.num_rows
+    if dup:
+        raise ArtifactError(f"{pairs_dir}: pair_id is not unique; the neighbours table is keyed by it")
+
+    t0 = time.perf_counter()
+    emb = embed_pairs(cfg, external, ext_hash, out.with_name(f".{out.name}.embed.work"))
+    embed_s = time.perf_counter() - t0
+    if len(emb) and emb.shape[1] != rag.index.d:
+        raise ArtifactError(f"{index_dir}: index vectors have dim {rag.index.d}, rag.embedder gives {emb.shape[1]}; "
+                            "re-run `llm2ctr rag index`")
+
+    n_ex, n = examples.num_rows, external.num_rows
+    guard = Guard.for_external(examples, external, r.exclude_same_query)
+    want = r.k_neighbours + max(r.edge_window - r.k_neighbours, r.k_edge_cases)
+    faiss_to_row = rag.faiss_to_row
+    store = ChunkStore(
+        out.with_name(f".{out.name}.work"),
+        {"pairs": ext_hash, "examples": ex_hash, "index": rag.manifest["content_hash"], "want": want,
+         "exclude_same_query": r.exclude_same_query, "overfetch": r.overfetch, "chunk": r.chunk_size,
+         "ef": r.hnsw_ef_search, "nprobe": r.ivf_nprobe},
+    )
+    rows_out = np.full((n, want), -1, dtype=np.int64)
+    sims_out = np.full((n, want), -np.inf, dtype=np.float32)
+    bar = tqdm(total=n, desc="neighbours (external)", unit="pair", disable=n == 0)
+    for i, start in enumerate(range(0, n, r.chunk_size)):
+        stop = min(start + r.chunk_size, n)
+        if not store.has(i):
+            got_rows, got_sims = retrieve(
+                rag.index, emb[start:stop], n_ex + np.arange(start, stop), faiss_to_row, guard, want,
+                r.overfetch, r.hnsw_ef_search, r.ivf_nprobe, r.search_batch,
+            )
+            store.save(i, rows=got_rows, sims=got_sims)
+        part = store.load(i)
+        rows_out[start:stop], sims_out[start:stop] = part["rows"], part["sims"]
+        bar.update(stop - start)
+    bar.close()
+
+    rsl = np.asarray(examples.column("rsl").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
+    sel = select(rows_out, sims_out, rsl, r.k_neighbours, r.k_edge_cases, r.edge_min_sim)
+    table = to_table(examples, sel, row_ids=external.column("pair_id"))
+    n_nb = (sel.nb_rows >= 0).sum(axis=1)
+    n_edge = (sel.edge_rows >= 0).sum(axis=1)
+    counts = {
+        "pairs": n,
+        "examples": n_ex,
+        "rows_short_of_k": int((n_nb < r.k_neighbours).sum()),
+        "rows_without_neighbours": int((n_nb == 0).sum()),
+        "rows_with_edge_cases": int((n_edge > 0).sum()),
+        "edge_cases": int(n_edge.sum()),
+    }
+    manifest = save_table(
+        table, out, kind="neighbours", stage=STAGE, config=r,
+        inputs={"pairs": pairs_dir, "examples": examples_dir, "rag_index": index_dir}, counts=counts,
+        k_neighbours=r.k_neighbours, k_edge_cases=r.k_edge_cases, edge_window=r.edge_window,
+        exclude_same_query=r.exclude_same_query, edge_rule=EDGE_RULE,
+        index_type=rag.manifest.get("index_type"), embedder=rag.manifest.get("embedder"),
+        examples_from="examples", embed_seconds=round(embed_s, 3),
+    )
+    store.clear()
+    shutil.rmtree(out.with_name(f".{out.name}.embed.work"), ignore_errors=True)
     return {"neighbours": str(out), **counts, "content_hash": manifest["content_hash"]}

@@ -4,6 +4,8 @@ Leakage guard (every candidate is checked, whatever the index holds): a retrieve
 in the training split and labelled; it is never the pair itself, never a pair with the same
 normalised query and item text, never a pair of the same query when ``exclude_same_query``; and
 a row keeps only the most similar of several candidates with the same query and item text.
+Pairs of another table (unlabelled distillation pairs) are checked by the same rule against the
+labelled table's rows (``Guard.for_external``): their examples too are labelled training pairs only.
 
 Edge-case rule: the majority label of a pair's k neighbours is the most frequent rsl among them
 (ties go to the label with the larger summed similarity). Edge cases are the most similar valid
@@ -43,6 +45,13 @@ def text_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def retrievable_rows(pairs: pa.Table) -> np.ndarray:
+    """Bool per row: the pair may be shown as an example (training split and labelled)."""
+    split = np.asarray(pairs.column("split").to_numpy(zero_copy_only=False)) == "train"
+    labelled = ~np.asarray(pairs.column("rsl").is_null().to_numpy(zero_copy_only=False))
+    return split & labelled
+
+
 @dataclass
 class Guard:
     """Per pairs-table row: what a candidate must satisfy to be retrievable for a query row."""
@@ -57,9 +66,24 @@ class Guard:
         q = text_codes(pairs.column("query"))
         t = text_codes(pairs.column("item_text"))
         pair_key = q * (int(t.max(initial=0)) + 1) + t
-        split = np.asarray(pairs.column("split").to_numpy(zero_copy_only=False)) == "train"
-        labelled = ~np.asarray(pairs.column("rsl").is_null().to_numpy(zero_copy_only=False))
-        return cls(pair_key, q, split & labelled, exclude_same_query)
+        return cls(pair_key, q, retrievable_rows(pairs), exclude_same_query)
+
+    @classmethod
+    def for_external(cls, examples: pa.Table, external: pa.Table, exclude_same_query: bool = True) -> Guard:
+        """A guard over ``examples`` rows followed by ``external`` rows (query row ``len(examples) + i``).
+
+        Texts are coded jointly, so an external pair's query and (query, item text) keys compare
+        with the examples'; only examples rows can be retrievable (train split, labelled), external
+        rows never are, whatever their split or label.
+        """
+        texts = {c: pa.chunked_array([ch.cast(pa.string()) for tab in (examples, external) for ch in tab.column(c).chunks],
+                                     pa.string())
+                 for c in ("query", "item_text")}
+        q = text_codes(texts["query"])
+        t = text_codes(texts["item_text"])
+        pair_key = q * (int(t.max(initial=0)) + 1) + t
+        retrievable = np.concatenate([retrievable_rows(examples), np.zeros(external.num_rows, dtype=bool)])
+        return cls(pair_key, q, retrievable, exclude_same_query)
 
     def mask(self, query_rows: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
         """Bool [n, K]: candidate ``cand_rows[i, j]`` (-1 = none) may be shown to ``query_rows[i]``."""
@@ -179,13 +203,21 @@ def _sim_lists(rows: np.ndarray, sims: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(sims[keep], pa.float32()))
 
 
-def to_table(pairs: pa.Table, sel: Selection) -> pa.Table:
-    """The neighbours artifact: one row per pair, in the pairs table's order."""
+def to_table(pairs: pa.Table, sel: Selection, row_ids: pa.Array | pa.ChunkedArray | None = None) -> pa.Table:
+    """The neighbours artifact: one row per pair, in the pairs table's order.
+
+    ``sel`` holds rows of ``pairs`` (the retrieval examples). ``row_ids``: the pair_ids the rows of
+    ``sel`` belong to when they are not ``pairs``' own (neighbours of an external pairs table).
+    """
     pair_ids = pairs.column("pair_id").combine_chunks()
     rsl = np.asarray(pairs.column("rsl").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
+    if row_ids is not None:
+        row_ids = row_ids.combine_chunks() if isinstance(row_ids, pa.ChunkedArray) else row_ids
+        if len(row_ids) != len(sel.nb_rows):
+            raise ValueError(f"to_table: {len(row_ids)} row ids for {len(sel.nb_rows)} selected rows")
     return pa.table(
         {
-            "pair_id": pair_ids,
+            "pair_id": pair_ids if row_ids is None else row_ids.cast(pa.string()),
             "nb_pair_ids": _lists(sel.nb_rows, pair_ids, pa.string()),
             "nb_rsl": _lists(sel.nb_rows, rsl, pa.int8()),
             "nb_sim": _sim_lists(sel.nb_rows, sel.nb_sims),

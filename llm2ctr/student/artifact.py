@@ -44,11 +44,16 @@ def tokenizer_dir(cfg: Config) -> Path:
     return cfg.stage_dir("student", "tokenizer")
 
 
-def model_dir(cfg: Config, variant: str = "sft+mse") -> Path:
-    """The default student (``sft+mse``) or one of the comparison variants."""
-    if variant == "sft+mse":
+def model_dir(cfg: Config, variant: str | None = None, seed: int | None = None) -> Path:
+    """student/model (the configured variant at the configured seed: what the ranker loads),
+    student/variants/<v> (other variants), student/seeds/<v>/seed-<k> (other seeds, for the table)."""
+    variant = variant or cfg.student.variant
+    name = variant.replace("+", "_")
+    if seed is not None and seed != cfg.student.seed:
+        return cfg.stage_dir("student", "seeds", name, f"seed-{seed}")
+    if variant == cfg.student.variant:
         return cfg.stage_dir("student", "model")
-    return cfg.stage_dir("student", "variants", variant.replace("+", "_"))
+    return cfg.stage_dir("student", "variants", name)
 
 
 def export_dir(cfg: Config) -> Path:

@@ -17,24 +17,27 @@ def model_card(info: dict[str, Any]) -> str:
         "pipeline_tag: feature-extraction",
         "tags: [llm2ctr, ctr, relevance, distillation, prectr-v2]",
         "---",
-        f"# llm2ctr student encoder ({info.get('variant', 'sft+mse')})",
+        f"# llm2ctr student encoder ({info.get('variant')})",
         "",
         "A small query–item pair encoder distilled from an LLM teacher for CTR ranking "
         "(PRECTR-V2, arXiv 2602.20676): a stock BERT (`model_type: bert`) that plain `transformers`, "
         "`sentence-transformers`, vLLM and TEI load. Input: the string `query [SEP] item` (one "
-        f"segment); output: a {mc.get('hidden_size', '?')}-d masked-mean vector, 4-class relevance "
+        f"segment); output: a {mc.get('hidden_size', '?')}-d pair vector ({info.get('pooling', 'cls')} pooling), "
+        "4-class relevance "
         "logits (`relevance/`) and a projection to the teacher's embedding space (`teacher_projection/`).",
         "",
         "## Model",
         f"- BERT: layers {mc.get('num_hidden_layers')}, hidden {mc.get('hidden_size')}, heads "
         f"{mc.get('num_attention_heads')}, intermediate {mc.get('intermediate_size')}, vocabulary "
         f"{mc.get('vocab_size')} (domain WordPiece), parameters {info.get('n_params'):,}",
-        "- pooling: mean over real tokens (sentence-transformers `Pooling`, independent of padding)",
+        f"- pooling: {info.get('pooling', 'cls')} (sentence-transformers `Pooling`, independent of padding)",
         f"- relevance labels (`relevance/config.json` id2label): {', '.join((mc.get('id2label') or {}).values())}",
         "",
         "## Training",
-        f"- objective: `{info.get('variant')}` (SFT cross-entropy on labelled pairs + "
-        f"{info.get('mse_weight')} x {info.get('distill_loss')} to the teacher through the projection)",
+        f"- objective: `{info.get('variant')}` (sft: class-weighted cross-entropy on labelled pairs; kd: KL to "
+        f"the soft labels of a relevance head fitted on the teacher's vectors; mse: {info.get('mse_weight')} x "
+        f"{info.get('distill_loss')} to the teacher through the projection)",
+        f"- decision rule: {(info.get('decision_rule') or {}).get('rule', 'argmax')}",
         f"- teacher: {info.get('teacher') or 'unknown'}",
         f"- data: {json.dumps(counts)}",
         f"- steps {info.get('steps')}, epochs {info.get('epochs_done')}, early stopped: {info.get('stopped_early')}",

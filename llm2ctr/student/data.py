@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from llm2ctr.artifacts import ArtifactError
 from llm2ctr.student.losses import IGNORE_LABEL
+from llm2ctr.student.teacher_head import N_CLASSES
 from llm2ctr.student.tokenization import encode_pairs
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class PairArrays:
 
     pair_ids: np.ndarray  # object [n]
     queries: np.ndarray  # object [n]
+    items: np.ndarray  # object [n] item texts
     splits: np.ndarray  # object [n]
     input_ids: np.ndarray  # int32 [n, L], right padded
     token_type_ids: np.ndarray  # int8 [n, L]
@@ -37,6 +39,7 @@ class PairArrays:
     labels: np.ndarray  # int64 [n]
     teacher: np.ndarray  # float32 [n, D] (zeros where missing)
     has_teacher: np.ndarray  # bool [n]
+    soft: np.ndarray  # float32 [n, 4] teacher-head probabilities for the kd term (zeros until set)
 
     def __len__(self) -> int:
         return len(self.pair_ids)
@@ -55,6 +58,7 @@ class PairArrays:
             "labels": torch.from_numpy(self.labels[idx]).to(device),
             "teacher": torch.from_numpy(self.teacher[idx]).to(device),
             "has_teacher": torch.from_numpy(self.has_teacher[idx]).to(device),
+            "soft": torch.from_numpy(self.soft[idx]).to(device),
         }
 
 
@@ -114,13 +118,13 @@ def tokenize_table(
 ) -> PairArrays:
     """Tokenize every pair of ``table`` (pairs schema) and attach labels and teacher vectors."""
     queries = np.asarray(table.column("query").to_pylist(), dtype=object)
-    items = table.column("item_text").to_pylist()
+    items = np.asarray(table.column("item_text").to_pylist(), dtype=object)
     n = len(queries)
     ids = np.zeros((n, max_length), dtype=np.int32)
     tt = np.zeros((n, max_length), dtype=np.int8)
     am = np.zeros((n, max_length), dtype=np.int8)
     for s in tqdm(range(0, n, chunk), desc="tokenize", disable=n <= chunk, leave=False):
-        enc = encode_pairs(tokenizer, queries[s : s + chunk].tolist(), items[s : s + chunk], max_length)
+        enc = encode_pairs(tokenizer, queries[s : s + chunk].tolist(), items[s : s + chunk].tolist(), max_length)
         w = enc["input_ids"].shape[1]
         ids[s : s + chunk, :w] = enc["input_ids"].numpy()
         tt[s : s + chunk, :w] = enc["token_type_ids"].numpy()
@@ -130,6 +134,7 @@ def tokenize_table(
     return PairArrays(
         pair_ids=pair_ids,
         queries=queries,
+        items=items,
         splits=np.asarray(table.column("split").to_pylist(), dtype=object),
         input_ids=ids,
         token_type_ids=tt,
@@ -137,6 +142,7 @@ def tokenize_table(
         labels=labels_from_rsl(table.column("rsl"), where),
         teacher=teacher,
         has_teacher=has,
+        soft=np.zeros((n, N_CLASSES), dtype=np.float32),
     )
 
 

@@ -7,6 +7,7 @@ or student/variants/<sft|mse>; all of them -> student/eval; student/model -> stu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -28,8 +29,9 @@ from llm2ctr.artifacts import (
 from llm2ctr.config import Config
 from llm2ctr.data.store import load_pairs, load_table, save_table
 from llm2ctr.student.artifact import export_dir, load_student, model_dir, tokenizer_dir, write_student
+from llm2ctr.student.config import StudentConfig
 from llm2ctr.student.data import PairArrays, concat, load_teacher_stores, tokenize_table
-from llm2ctr.student.losses import VARIANTS
+from llm2ctr.student.losses import VARIANTS, variant_terms
 
 log = logging.getLogger(__name__)
 STAGE = "student"
@@ -70,7 +72,7 @@ def run_tokenizer(cfg: Config) -> dict[str, Any]:
 
 def run_distill_pairs(cfg: Config) -> dict[str, Any]:
     """Build unlabelled distillation pairs (embed them with ``llm2ctr teacher embed``)."""
-    from llm2ctr.student.distill_pairs import build_distill_pairs, catalogue_from_pairs
+    from llm2ctr.student.distill_pairs import build_distill_pairs, catalogue_from_pairs, new_queries
 
     pairs_dir = cfg.stage_dir("data", "pairs")
     pairs = load_pairs(pairs_dir)
@@ -90,7 +92,12 @@ def run_distill_pairs(cfg: Config) -> dict[str, Any]:
         inputs["catalogue"] = cat_dir
     else:
         catalogue = catalogue_from_pairs(pairs)
-    table, counts = build_distill_pairs(pairs, catalogue, cfg.student.pairs_near_k, cfg.student.pairs_random_k, cfg.seed)
+    extra = new_queries(pairs_dir, cfg.student.pairs_new_queries, events_dir=cfg.stage_dir("data", "events"),
+                        seed=cfg.seed)
+    inputs.update(extra.inputs)
+    table, counts = build_distill_pairs(pairs, catalogue, cfg.student.pairs_near_k, cfg.student.pairs_random_k,
+                                        cfg.seed, new_queries=extra.queries)
+    counts.update({f"new_queries_{k}": v for k, v in extra.counts.items()})
     out = cfg.stage_dir("student", "distill_pairs")
     save_table(table, out, kind="pairs", stage=STAGE, config=cfg.student, inputs=inputs, counts=counts)
     log.info("distillation pairs: %s -> %s", counts, out)
@@ -124,9 +131,12 @@ def load_training_data(cfg: Config, tokenizer) -> tuple[PairArrays, dict[str, in
     dp_dir = cfg.stage_dir("student", "distill_pairs")
     if sc.use_distill_pairs and (dp_dir / "manifest.json").is_file():
         dp = load_pairs(dp_dir)
-        if sc.max_distill_pairs and dp.num_rows > sc.max_distill_pairs:
-            pick = np.sort(np.random.default_rng(sc.seed).choice(dp.num_rows, sc.max_distill_pairs, replace=False))
-            dp = dp.take(pa.array(pick))
+        is_train = np.asarray(pc.equal(dp.column("split"), "train").to_numpy(zero_copy_only=False), dtype=bool)
+        if sc.max_distill_pairs and is_train.sum() > sc.max_distill_pairs:
+            # the cap counts training rows (what the student learns from); held-out queries' rows stay
+            train_rows = np.flatnonzero(is_train)
+            pick = np.random.default_rng(0).choice(train_rows, sc.max_distill_pairs, replace=False)
+            dp = dp.take(pa.array(np.sort(np.concatenate([pick, np.flatnonzero(~is_train)]))))
         d = tokenize_table(tokenizer, dp, sc.max_length, keys, vecs, str(dp_dir))
         counts.update(distill_pairs=len(d), distill_pairs_without_teacher=int((~d.has_teacher).sum()))
         parts.append(d)
@@ -138,26 +148,82 @@ def load_training_data(cfg: Config, tokenizer) -> tuple[PairArrays, dict[str, in
 
 
 def _rows_for_variant(data: PairArrays, variant: str) -> np.ndarray:
-    """Rows that feed the variant's loss: labelled for SFT, with a teacher vector for distillation."""
-    lab, t = data.labels >= 0, data.has_teacher
-    return {"sft": lab, "mse": t, "sft+mse": lab | t}[variant]
+    """Rows that feed the variant's loss: labelled for sft, with a teacher vector for kd and mse."""
+    terms = variant_terms(variant)
+    use = np.zeros(len(data), dtype=bool)
+    if "sft" in terms:
+        use |= data.labels >= 0
+    if terms & {"kd", "mse"}:
+        use |= data.has_teacher
+    return use
 
 
-def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None = None,
-              max_steps: int | None = None) -> dict[str, Any]:
-    """Train one student variant and save it as a HF folder (+ tokenizer, model card, manifest)."""
+def attach_soft_labels(data: PairArrays, sc: StudentConfig) -> dict[str, Any]:
+    """Fit the teacher head on labelled train rows; write its tempered probabilities into ``data.soft``."""
+    from llm2ctr.student.decision import macro_f1
+    from llm2ctr.student.teacher_head import fit_teacher_head
+
+    fit_rows = (data.labels >= 0) & data.has_teacher & (data.splits == "train")
+    if not fit_rows.any():
+        raise ArtifactError("the kd term needs labelled training pairs with teacher vectors to fit the teacher head")
+    head = fit_teacher_head(data.teacher[fit_rows], data.labels[fit_rows], balanced=sc.class_weight == "balanced",
+                            max_rows=sc.kd_head_rows, seed=sc.seed)
+    has = data.has_teacher
+    data.soft[has] = head.probabilities(data.teacher[has], sc.kd_temperature)
+    info: dict[str, Any] = {"fitted_on": int(min(fit_rows.sum(), sc.kd_head_rows)), "temperature": sc.kd_temperature}
+    valid = (data.labels >= 0) & has & (data.splits == "valid")
+    if valid.any():
+        info["valid_macro_f1"] = round(macro_f1(data.labels[valid], head.predict(data.teacher[valid])), 4)
+    return info
+
+
+def apply_decision_rule(model, valid: PairArrays, sc: StudentConfig) -> dict[str, Any]:
+    """Tune per-class offsets on validation macro-F1 and add them to the classifier bias; warn on collapse."""
+    from llm2ctr.student.decision import head_collapse, macro_f1, tune_class_offsets
+    from llm2ctr.student.evaluation import predict
+
+    lab = valid.labels >= 0
+    info: dict[str, Any] = {"rule": "argmax", "valid_rows": int(lab.sum())}
+    if not lab.any():
+        return info
+    logits = predict(model, valid.subset(lab))["logits"]
+    y = valid.labels[lab]
+    info["valid_macro_f1_argmax"] = round(macro_f1(y, logits.argmax(1)), 4)
+    if sc.decision_rule == "tuned":
+        offsets, before, after = tune_class_offsets(logits, y)
+        if after > before:
+            with torch.no_grad():
+                model.relevance.classifier.bias += torch.from_numpy(offsets).to(model.relevance.classifier.bias)
+            logits = logits + offsets
+            info.update(rule="tuned", offsets=[round(float(o), 4) for o in offsets])
+        info["valid_macro_f1"] = round(after, 4)
+    elif sc.decision_rule != "argmax":
+        raise ValueError(f"student.decision_rule={sc.decision_rule!r}: expected 'tuned' or 'argmax'")
+    collapsed = head_collapse(logits.argmax(1), y)
+    if collapsed:
+        log.warning("the relevance head predicts level %d for %.0f%% of validation pairs (true share %.0f%%): it "
+                    "collapsed to one class; try more epochs, student.class_weight=balanced or more labelled pairs",
+                    collapsed["class"] + 1, 100 * collapsed["predicted_share"], 100 * collapsed["true_share"])
+        info["collapsed"] = collapsed
+    return info
+
+
+def run_train(cfg: Config, variant: str | None = None, out_dir: str | Path | None = None,
+              max_steps: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Train one student variant (default ``student.variant``) and save it as a HF folder (+ card, manifest)."""
     from llm2ctr.student.card import model_card
     from llm2ctr.student.modeling import Student, student_config
     from llm2ctr.student.trainer import StudentTrainer, evaluate_loss
 
-    if variant not in VARIANTS:
-        raise ValueError(f"variant {variant!r}: expected one of {VARIANTS}")
-    sc = cfg.student
+    variant = variant or cfg.student.variant
+    terms = variant_terms(variant)
+    sc = cfg.student if seed is None else dataclasses.replace(cfg.student, seed=seed)
     tok_dir = tokenizer_dir(cfg)
     tokenizer = load_tokenizer(tok_dir)
     data, counts, tdim = load_training_data(cfg, tokenizer)
-    if variant != "sft" and not tdim:
+    if terms & {"kd", "mse"} and not tdim:
         raise ArtifactError(f"variant {variant} needs teacher embeddings; none found in {teacher_dirs(cfg)}")
+    kd_info = attach_soft_labels(data, sc) if "kd" in terms else None
     use = _rows_for_variant(data, variant)
     counts["rows_unused_by_variant"] = int((~use).sum())
     train = data.subset(use & (data.splits == "train"))
@@ -171,17 +237,19 @@ def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None 
         ffn_dim=sc.ffn_dim, max_length=sc.max_length, dropout=sc.dropout, pad_token_id=tokenizer.pad_token_id,
     )
     model = Student.from_config(mcfg, teacher_dim=tdim or 384, pooling=sc.pooling)
-    run_dir = cfg.stage_dir("student", "runs", variant.replace("+", "_"))
+    run_dir = cfg.stage_dir("student", "runs", variant.replace("+", "_"), f"seed-{sc.seed}")
     trainer = StudentTrainer(model, train, valid, sc, variant, run_dir)
     summary = trainer.train(max_steps=max_steps)
     model = trainer.raw_model
     if len(valid):
         summary["valid_metrics"] = evaluate_loss(trainer.eval_loss_fn, valid, sc.batch_size * 2, trainer.acc.device)
-    out = Path(out_dir) if out_dir else model_dir(cfg, variant)
+    if terms & {"sft", "kd"}:
+        summary["decision_rule"] = apply_decision_rule(model, valid, sc)
+    out = Path(out_dir) if out_dir else model_dir(cfg, variant, sc.seed)
     dirs = teacher_dirs(cfg)
-    summary.update(counts=counts, n_params=sum(p.numel() for p in model.parameters()),
+    summary.update(counts=counts, n_params=sum(p.numel() for p in model.parameters()), seed=sc.seed,
                    model_config=mcfg.to_dict(), mse_weight=sc.mse_weight, distill_loss=sc.distill_loss,
-                   teacher=_teacher_info(dirs), path=str(out))
+                   kd=kd_info, class_weight=sc.class_weight, pooling=sc.pooling, teacher=_teacher_info(dirs), path=str(out))
     if not trainer.acc.is_main_process:
         return summary
     inputs = {"pairs": cfg.stage_dir("data", "pairs"), "tokenizer": tok_dir}
@@ -191,37 +259,92 @@ def run_train(cfg: Config, variant: str = "sft+mse", out_dir: str | Path | None 
         atomic_write_text(tmp / "README.md", model_card(summary))
         atomic_write_json(tmp / "training_summary.json", summary)
         write_manifest(tmp, kind="student", stage=STAGE, config=sc, inputs=inputs, counts=counts,
-                       variant=variant, teacher_dim=tdim, n_params=summary["n_params"])
+                       variant=variant, seed=sc.seed, teacher_dim=tdim, n_params=summary["n_params"])
     return summary
 
 
-def run_eval(cfg: Config) -> dict[str, Any]:
-    """Compare every trained variant and the teacher probe on the held-out (test) split."""
-    from llm2ctr.student.evaluation import comparison_markdown, evaluate_student, teacher_probe
+def plain_teacher_dir(cfg: Config) -> Path:
+    """Teacher embeddings of the bare pairs (no retrieved examples): the ceiling a student can reach."""
+    from llm2ctr.teacher.jobs import default_paths
 
-    found = [(v, model_dir(cfg, v)) for v in VARIANTS if (model_dir(cfg, v) / "manifest.json").is_file()]
+    return default_paths(cfg)["plain_embeddings"]
+
+
+def run_eval(cfg: Config) -> dict[str, Any]:
+    """The distillation table on the labelled test split: lexical baselines, teacher probes, students
+    (every variant and seed found), per split all / seen / unseen; writes student/eval."""
+    from llm2ctr.student.baselines import lexical_lr, tfidf_lr
+    from llm2ctr.student.data import join_teacher
+    from llm2ctr.student.evaluation import (
+        HeldOut,
+        aggregate,
+        evaluate_student,
+        plot_rows,
+        table_markdown,
+        targets,
+    )
+
+    sc = cfg.student
+    seeds = [sc.seed + k for k in range(max(1, sc.eval_seeds))]
+    found = [(v, s, model_dir(cfg, v, s)) for v in VARIANTS for s in seeds
+             if (model_dir(cfg, v, s) / "manifest.json").is_file()]
     if not found:
         raise ArtifactError(f"{cfg.stage_dir('student')}: no trained student (run `llm2ctr student train`)")
-    _, tokenizer = load_student(found[0][1])
+    _, tokenizer = load_student(found[0][2])
     data, counts, _ = load_training_data(cfg, tokenizer)
-    train, test = data.subset(data.splits == "train"), data.subset(data.splits == "test")
-    results = []
-    for variant, path in found:
+    held = HeldOut(data, sc.decision_rule, sc.kd_head_rows, sc.class_weight == "balanced")
+    if not len(held.test) or not len(held.train):
+        raise ArtifactError(f"{cfg.stage_dir('data', 'pairs')}: the table needs labelled train and test pairs "
+                            f"(train {len(held.train)}, test {len(held.test)})")
+    balanced = sc.class_weight == "balanced"
+
+    def texts(d: PairArrays) -> tuple[list[str], list[str]]:
+        return d.queries.tolist(), d.items.tolist()
+
+    runs: list[dict[str, Any]] = []
+    for name, fit in (("TF-IDF + LR", tfidf_lr), ("BM25/overlap + LR", lexical_lr)):
+        log.info("baseline %s", name)
+        v_logits, t_logits = fit(texts(held.train), held.train.labels, texts(held.valid), held.valid.labels,
+                                 texts(held.test), balanced=balanced, seed=sc.seed)
+        runs.append({"model": name, "metrics": held.score(v_logits, t_logits)})
+    notes = []
+    parts = (held.train, held.valid, held.test)
+    if all(p.has_teacher.all() for p in parts):
+        runs.append({"model": "teacher probe (RAG prompt)", "metrics": held.probe(lambda d: d.teacher, sc.seed)})
+    else:
+        notes.append("teacher probe (RAG prompt) left out: some labelled pairs have no teacher vector")
+    plain = plain_teacher_dir(cfg)
+    if (plain / "manifest.json").is_file():
+        keys, vecs = load_teacher_stores([plain])
+        joined = {id(p): join_teacher(p.pair_ids.tolist(), keys, vecs) for p in parts}
+        if all(has.all() for _, has in joined.values()):
+            runs.append({"model": "teacher probe (plain pair)",
+                         "metrics": held.probe(lambda d: joined[id(d)][0], sc.seed)})
+        else:
+            notes.append(f"teacher probe (plain pair) left out: {plain} lacks some labelled pairs")
+    else:
+        notes.append(f"teacher probe (plain pair) left out: no {plain} (pipeline stage teacher_plain)")
+    for variant, seed, path in found:
+        log.info("student %s seed %d", variant, seed)
         model, _ = load_student(path)
-        results.append(evaluate_student(model, train, test, variant, seed=cfg.seed))
-    probe = teacher_probe(train, test, seed=cfg.seed)
-    if probe:
-        results.append(probe)
-    table = comparison_markdown(results)
+        runs.append(evaluate_student(model, held, variant, seed, data))
+    rows = aggregate(runs)
+    verdict = targets(rows, sc.variant)
+    table = table_markdown(rows, verdict) + "".join(f"\n{n}.\n" for n in notes)
     out = cfg.stage_dir("student", "eval")
-    report = {"split": "test", "counts": {**counts, "test_rows": len(test)}, "results": results}
-    inputs = {f"student_{v.replace('+', '_')}": p for v, p in found}
+    headline = verdict["split"]
+    report = {"split": "test", "headline_split": headline, "counts": {**counts, "test_rows": len(held.test)},
+              "rows": rows, "targets": verdict, "notes": notes, "runs": runs}
+    inputs = {f"student_{v.replace('+', '_')}_seed{s}": p for v, s, p in found}
     with atomic_dir(out) as tmp:
         atomic_write_json(tmp / "eval.json", report)
-        atomic_write_text(tmp / "eval.md", "# Student evaluation (held-out test split)\n\n" + table)
+        atomic_write_text(tmp / "eval.md", "# Student evaluation (held-out test split)\n\n"
+                          "![distillation](distillation.png)\n\n" + table)
+        plot_rows(rows, headline, tmp / "distillation.png")
         write_manifest(tmp, kind="student_eval", stage=STAGE, config=cfg.student, inputs=inputs,
-                       counts={"test_rows": len(test), "variants": len(found)})
-    return {"path": str(out), "table": table, "results": results}
+                       counts={"test_rows": len(held.test), "variants": len({v for v, _, _ in found}),
+                               "students": len(found)})
+    return {"path": str(out), "table": table, "rows": rows, "targets": verdict}
 
 
 def run_export(cfg: Config, source_dir: str | Path | None = None) -> dict[str, Any]:
@@ -238,7 +361,7 @@ def run_export(cfg: Config, source_dir: str | Path | None = None) -> dict[str, A
     from llm2ctr.student.export import export_onnx, onnx_session, parity, quantize_int8, run_onnx
     from llm2ctr.student.tokenization import encode_pairs
 
-    src = Path(source_dir) if source_dir else model_dir(cfg, "sft+mse")
+    src = Path(source_dir) if source_dir else model_dir(cfg)
     model, tokenizer = load_student(src)
     pairs_dir = cfg.stage_dir("data", "pairs")
     pairs = load_pairs(pairs_dir)

@@ -28,7 +28,8 @@ from transformers import get_cosine_schedule_with_warmup
 from llm2ctr.artifacts import atomic_dir, atomic_write_json, reading
 from llm2ctr.student.config import StudentConfig
 from llm2ctr.student.data import PairArrays
-from llm2ctr.student.losses import SftDistillLoss
+from llm2ctr.student.decision import macro_f1
+from llm2ctr.student.losses import DistillLoss
 from llm2ctr.student.modeling import Student
 
 log = logging.getLogger(__name__)
@@ -50,33 +51,72 @@ def _fingerprint(scfg: StudentConfig, variant: str, train: PairArrays, valid: Pa
             h.update(part.input_ids.tobytes())
             h.update(part.labels.tobytes())
             h.update(part.teacher.tobytes())
+            h.update(part.soft.tobytes())
     return {"config": keep, "variant": variant, "n_train": len(train), "data_sha256": h.hexdigest()}
 
 
 @torch.no_grad()
-def evaluate_loss(loss_fn: SftDistillLoss, data: PairArrays, batch_size: int, device) -> dict[str, float]:
-    """Row-weighted mean of each loss part over ``data`` (eval mode, no dropout)."""
+def evaluate_loss(loss_fn: DistillLoss, data: PairArrays, batch_size: int, device) -> dict[str, float]:
+    """Row-weighted mean of each loss part over ``data`` (eval mode, no dropout), and head macro-F1."""
     was = loss_fn.model.training
     loss_fn.model.eval()
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
+    preds, golds = [], []
     for s in range(0, len(data), batch_size):
         idx = np.arange(s, min(s + batch_size, len(data)))
         batch = data.batch(idx, device)
         _, parts = loss_fn(batch)
-        n_lab = int((batch["labels"] >= 0).sum())
+        lab = batch["labels"] >= 0
+        n_lab = int(lab.sum())
         n_t = int(batch["has_teacher"].sum())
+        if n_lab and loss_fn.has_head_objective:
+            logits = loss_fn.model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                                   attention_mask=batch["attention_mask"]).logits
+            preds.append(logits[lab].argmax(-1).cpu().numpy())
+            golds.append(batch["labels"][lab].cpu().numpy())
         for k, v in parts.items():
-            w = n_lab if k == "ce" else n_t if k in ("mse", "cosine") else len(idx)
+            w = n_lab if k == "ce" else len(idx) if k == "loss" else n_t
             sums[k] = sums.get(k, 0.0) + v * w
             counts[k] = counts.get(k, 0) + w
     loss_fn.model.train(was)
     out = {k: sums[k] / counts[k] for k in sums if counts[k]}
-    # the early-stopping criterion: the variant's objective with per-term means
-    out["objective"] = out.get("ce", 0.0) * loss_fn.use_ce + loss_fn.mse_weight * out.get(
-        loss_fn.distill_loss, 0.0
-    ) * loss_fn.use_distill
+    out["objective"] = (
+        out.get("ce", 0.0) * loss_fn.use_ce
+        + loss_fn.kd_weight * out.get("kd", 0.0) * loss_fn.use_kd
+        + loss_fn.mse_weight * out.get(loss_fn.distill_loss, 0.0) * loss_fn.use_distill
+    )
+    if preds:
+        out["macro_f1"] = macro_f1(np.concatenate(golds), np.concatenate(preds))
     return out
+
+
+def early_stopping_criterion(metrics: dict[str, float], metric: str) -> float:
+    """Lower is better: -macro-F1 when asked for and measured (heads), else the objective."""
+    if metric == "macro_f1" and "macro_f1" in metrics:
+        return -metrics["macro_f1"]
+    return metrics["objective"]
+
+
+def loss_for(model, scfg: StudentConfig, variant: str, train: PairArrays) -> DistillLoss:
+    """The variant's loss with the statistics it needs from the training rows (class weights, scale)."""
+    weights = None
+    lab = train.labels[train.labels >= 0]
+    if scfg.class_weight == "balanced" and len(lab):
+        counts = np.bincount(lab, minlength=4).astype(np.float64)
+        weights = np.where(counts > 0, len(lab) / (4 * np.maximum(counts, 1)), 0.0)
+        weights = torch.from_numpy(np.minimum(weights, 10.0))
+    elif scfg.class_weight not in ("balanced", "none"):
+        raise ValueError(f"student.class_weight={scfg.class_weight!r}: expected 'balanced' or 'none'")
+    scale = center = None
+    if train.has_teacher.any():
+        center = torch.from_numpy(train.teacher[train.has_teacher].mean(axis=0).astype(np.float32))
+        sd = train.teacher[train.has_teacher].std(axis=0)
+        # near-constant dims (RAG prompts share a long prefix; MiniLM even has a constant one) would get
+        # unbounded weights: floor each sd at a tenth of the median dimension's
+        scale = torch.from_numpy(np.maximum(sd, 0.1 * max(float(np.median(sd)), 1e-8)).astype(np.float32))
+    return DistillLoss(model, variant, scfg.mse_weight, scfg.distill_loss, scfg.kd_weight, scfg.kd_temperature,
+                       class_weights=weights, teacher_scale=scale, teacher_center=center)
 
 
 class StudentTrainer:
@@ -114,8 +154,8 @@ class StudentTrainer:
         )
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
         self.raw_model: Student = self.acc.unwrap_model(self.model)
-        self.loss_fn = SftDistillLoss(self.model, variant, scfg.mse_weight, scfg.distill_loss)
-        self.eval_loss_fn = SftDistillLoss(self.raw_model, variant, scfg.mse_weight, scfg.distill_loss)
+        self.loss_fn = loss_for(self.model, scfg, variant, train)
+        self.eval_loss_fn = loss_for(self.raw_model, scfg, variant, train)
         self.fp = _fingerprint(scfg, variant, train, self.valid_data)
         # position and early-stopping state (all saved in checkpoints)
         self.epoch = 0
@@ -287,8 +327,9 @@ class StudentTrainer:
         if self.valid_data is not None:
             ev = evaluate_loss(self.eval_loss_fn, self.valid_data, self.scfg.batch_size * 2, device)
             rec.update({f"valid_{k}": v for k, v in ev.items()})
-            if ev["objective"] < self.best - 1e-6:
-                self.best, self.bad_epochs = ev["objective"], 0
+            criterion = early_stopping_criterion(ev, self.scfg.early_stopping)
+            if criterion < self.best - 1e-6:
+                self.best, self.bad_epochs = criterion, 0
                 if self.acc.is_main_process:
                     save_file(_state_dict(self.raw_model), str(self.run_dir / "best.tmp"))
                     (self.run_dir / "best.tmp").replace(self.run_dir / "best.safetensors")
@@ -296,7 +337,7 @@ class StudentTrainer:
                 self.bad_epochs += 1
                 if self.scfg.patience and self.bad_epochs >= self.scfg.patience:
                     self.stopped_early = True
-            rec["best_objective"] = self.best
+            rec["best_criterion"] = self.best
         self.history.append(rec)
         self._log(rec)
         self.epoch += 1
@@ -309,7 +350,8 @@ class StudentTrainer:
             "steps": self.step,
             "epochs_done": self.epoch,
             "stopped_early": self.stopped_early,
-            "best_valid_objective": self.best if math.isfinite(self.best) else None,
+            "best_valid_criterion": self.best if math.isfinite(self.best) else None,
+            "early_stopping": self.scfg.early_stopping,
             "history": self.history,
             "train_rows": len(self.train_data),
             "samples_per_s": seen / seconds if seconds > 0 and seen else None,

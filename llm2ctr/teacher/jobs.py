@@ -16,6 +16,7 @@ def default_paths(cfg: Config) -> dict[str, Path]:
         "pairs": cfg.stage_dir("data", "pairs"),
         "neighbours": cfg.stage_dir("rag", "neighbours"),
         "embeddings": cfg.stage_dir("teacher", "embeddings"),
+        "plain_embeddings": cfg.stage_dir("teacher", "plain_embeddings"),
         "adapter": cfg.stage_dir("teacher", "adapter"),
     }
 
@@ -24,8 +25,13 @@ def part_dir(out: Path, part: tuple[int, int]) -> Path:
     return out.with_name(f"{out.name}.part-{part[0]}-of-{part[1]}")
 
 
-def load_inputs(cfg: Config, pairs_dir: str | Path | None, neighbours_dir: str | Path | None):
-    """(pairs table, neighbours table or None, inputs for the manifest); errors say what to run first."""
+def load_inputs(cfg: Config, pairs_dir: str | Path | None, neighbours_dir: str | Path | None,
+                examples_dir: str | Path | None = None):
+    """(pairs table, neighbours table or None, inputs for the manifest); errors say what to run first.
+
+    With ``examples_dir`` (and RAG on) the inputs also hold ``examples``: the labelled table the
+    neighbours point into (see :func:`load_examples`).
+    """
     from llm2ctr.data.store import load_pairs, load_table
 
     paths = default_paths(cfg)
@@ -41,16 +47,28 @@ def load_inputs(cfg: Config, pairs_dir: str | Path | None, neighbours_dir: str |
             raise ArtifactError(f"{exc}\nteacher.use_rag=true needs the RAG neighbours: run `llm2ctr rag index` "
                                 "and `llm2ctr rag neighbours` first, or set teacher.use_rag=false") from None
         inputs["neighbours"] = nb_path
+        if examples_dir:
+            inputs["examples"] = Path(examples_dir)
     return pairs, neighbours, inputs
+
+
+def load_examples(inputs: dict[str, Path]):
+    """The table the neighbours' pair_ids point into: ``inputs['examples']`` if set, else None (= pairs)."""
+    from llm2ctr.data.store import load_pairs
+
+    return load_pairs(inputs["examples"]) if "examples" in inputs else None
 
 
 def run_embed(cfg: Config, pairs_dir: str | Path | None = None, neighbours_dir: str | Path | None = None,
               shard: str | None = None, out_dir: str | Path | None = None, progress: bool = True,
-              backend: Any = None) -> dict[str, Any]:
+              backend: Any = None, examples_dir: str | Path | None = None) -> dict[str, Any]:
     """Embed every pair's RAG prompt into ``{workdir}/teacher/embeddings`` (resumable).
 
     ``shard="i/n"`` embeds one part of n into ``embeddings.part-i-of-n``; merge with :func:`run_merge`.
     ``backend``: an already built backend to reuse (it must match ``cfg.teacher``; it is not closed).
+    ``examples_dir``: the labelled pairs table the neighbours' pair_ids point into, when ``pairs_dir``
+    is another table (distillation pairs + ``rag/distill_neighbours``); default None = the pairs
+    table itself. It is an input of the store (manifest ``inputs``, store identity) when RAG is on.
     """
     from llm2ctr.teacher.backends import make_backend, resolve_model
     from llm2ctr.teacher.embed_job import embed_store, model_fingerprint, parse_part
@@ -59,8 +77,9 @@ def run_embed(cfg: Config, pairs_dir: str | Path | None = None, neighbours_dir: 
     t = cfg.teacher
     spec = PromptSpec.from_config(t)
     part = parse_part(shard)
-    pairs, neighbours, inputs = load_inputs(cfg, pairs_dir, neighbours_dir)
-    prompts = build_prompts(pairs, spec, neighbours, where=str(inputs.get("neighbours", "")))
+    pairs, neighbours, inputs = load_inputs(cfg, pairs_dir, neighbours_dir, examples_dir)
+    prompts = build_prompts(pairs, spec, neighbours, where=str(inputs.get("neighbours", "")),
+                            examples=load_examples(inputs))
     adapter = None
     if t.use_adapter:
         adapter = default_paths(cfg)["adapter"]
@@ -85,6 +104,19 @@ def run_embed(cfg: Config, pairs_dir: str | Path | None = None, neighbours_dir: 
         progress=progress,
     )
     return summary
+
+
+def run_embed_plain(cfg: Config, progress: bool = True) -> dict[str, Any]:
+    """Embed the bare pairs (``query [SEP] item``, template pair-v1: no instruction, no examples)
+    with the same teacher.
+
+    A student sees no retrieved labels at inference, so a probe on these vectors is the honest
+    ceiling for it; the distillation table puts it next to the probe on the RAG-prompt vectors.
+    """
+    import dataclasses
+
+    plain = dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, use_rag=False, template="pair-v1"))
+    return run_embed(plain, out_dir=default_paths(cfg)["plain_embeddings"], progress=progress)
 
 
 def run_merge(cfg: Config, parts: list[str | Path] | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:

@@ -30,6 +30,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "edges_title": "Edge cases (near pairs with a different label):\n",
         "target": "Item: {item}\nRelevance of the item to the query:",
     },
+    # the bare pair, exactly the text the student reads (no instruction, no examples)
+    "pair-v1": {
+        "header": "{query} [SEP] ",
+        "examples_title": "",
+        "example": "",
+        "edges_title": "",
+        "target": "{item}",
+    },
 }
 
 NEIGHBOUR_COLUMNS = ("pair_id", "nb_pair_ids", "nb_rsl", "edge_pair_ids", "edge_rsl")
@@ -71,11 +79,14 @@ def _neighbour_lookup(neighbours: pa.Table, where: str) -> dict[str, int]:
 
 
 def build_prompts(pairs: pa.Table, spec: PromptSpec, neighbours: pa.Table | None = None,
-                  where: str = "neighbours") -> list[str]:
+                  where: str = "neighbours", examples: pa.Table | None = None) -> list[str]:
     """One prompt per pairs row (same order). Without RAG (or neighbours) only header + target.
 
-    Every neighbour pair_id must exist in ``pairs`` (the retrieval index is built from it); an
-    unknown id is an error naming the row of the neighbours table, never silently skipped.
+    Neighbour pair_ids are looked up in ``examples``, the labelled table the retrieval index was
+    built from; by default ``pairs`` itself (the labelled pairs' own neighbours). Pass it when
+    ``pairs`` is another table (unlabelled distillation pairs whose neighbours come from
+    ``rag/distill_neighbours``). An unknown id is an error naming the row of the neighbours table,
+    never silently skipped.
     """
     t = TEMPLATES[spec.template]
     queries = pairs.column("query").to_pylist()
@@ -84,18 +95,22 @@ def build_prompts(pairs: pa.Table, spec: PromptSpec, neighbours: pa.Table | None
     if not spec.use_rag or neighbours is None:
         return [header.format(instruction=spec.instruction, query=q) + t["target"].format(item=i)
                 for q, i in zip(queries, items, strict=True)]
-    row_of_pair = {pid: i for i, pid in enumerate(pairs.column("pair_id").to_pylist())}
+    ex = pairs if examples is None else examples
+    ex_queries = queries if examples is None else ex.column("query").to_pylist()
+    ex_items = items if examples is None else ex.column("item_text").to_pylist()
+    row_of_pair = {pid: i for i, pid in enumerate(ex.column("pair_id").to_pylist())}
     row_of_nb = _neighbour_lookup(neighbours, where)
     cols = {c: neighbours.column(c).to_pylist() for c in NEIGHBOUR_COLUMNS}
+    ex_name = "pairs" if examples is None else "examples"
 
     def lines(ids: Sequence[str] | None, rsls: Sequence[Any] | None, limit: int, nb_row: int, col: str) -> str:
         out = []
         for pid, r in zip((ids or [])[:limit], (rsls or [])[:limit], strict=False):
             j = row_of_pair.get(pid)
             if j is None:
-                raise ValueError(f"{where}: row {nb_row}, column {col}: pair_id {pid!r} is not in the pairs table")
+                raise ValueError(f"{where}: row {nb_row}, column {col}: pair_id {pid!r} is not in the {ex_name} table")
             rs, name = _fmt_rsl(r)
-            out.append(t["example"].format(query=queries[j], item=items[j], rsl=rs, name=name))
+            out.append(t["example"].format(query=ex_queries[j], item=ex_items[j], rsl=rs, name=name))
         return "".join(out)
 
     prompts = []

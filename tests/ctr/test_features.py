@@ -13,7 +13,7 @@ from llm2ctr.ctr_finetune.features import (
     hash_values,
     pad_from_offsets,
 )
-from llm2ctr.ctr_finetune.lexical import LEXICAL_NAMES, lexical_features
+from llm2ctr.data.lexical import LEXICAL_NAMES, lexical_features
 
 
 def test_lexical_overlap_and_bm25_rank_matching_items_first():

@@ -28,7 +28,8 @@ TINY = [
     "data.synth.pairs_per_query=12", "data.simulate.n_users=80", "data.simulate.n_requests=400",
     "data.simulate.candidates_per_request=12", "data.simulate.slate_size=6",
     "student.vocab_size=400", "student.epochs=1", "student.batch_size=64", "student.max_length=24",
-    "pipeline.student_variants=[sft+mse]", "pipeline.ctr_models=[prectr_v2]", "ctr.epochs=1", "ctr.batch_size=256",
+    "pipeline.student_variants=[sft+mse]", "student.variant=sft+mse", "student.eval_seeds=1",
+    "pipeline.ctr_models=[prectr_v2]", "ctr.epochs=1", "ctr.batch_size=256",
 ]
 STAGES = "student_tokenizer,student_train,ctr_train"
 TIMING_FILES = {"training_summary.json", "manifest.json"}

@@ -25,7 +25,8 @@ def cli_world(world, tmp_path_factory) -> Path:
 def test_eval_prints_the_table(cli_world, capsys):
     assert main(["student", "eval", f"workdir={cli_world}", *ARGS]) == 0
     out = capsys.readouterr().out
-    assert "| model |" in out and "| sft+mse |" in out and "| teacher probe |" in out
+    for row in ("| model |", "| student sft+mse |", "| teacher probe (RAG prompt) |", "| TF-IDF + LR |"):
+        assert row in out
 
 
 def test_push_dry_run_lists_files_and_never_the_token(cli_world, capsys, monkeypatch):
