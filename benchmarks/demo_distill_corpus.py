@@ -52,6 +52,7 @@ def main() -> int:
     ap.add_argument("--points", type=int, nargs="+", default=[0, 10000, 30000, 100000])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (e.g. student.epochs=6)")
+    ap.add_argument("--variant", default=None, help="student variant (default student.variant)")
     ap.add_argument("--embed-only", action="store_true", help="build and embed the corpus, train nothing")
     ap.add_argument("--tag", default="quickstart")
     args = ap.parse_args()
@@ -89,7 +90,7 @@ def main() -> int:
     held = HeldOut(data, cfg.student.decision_rule, cfg.student.kd_head_rows, cfg.student.class_weight == "balanced")
     split = "unseen" if held.masks["unseen"].any() else "all"
     runs = []
-    variant = cfg.student.variant
+    variant = args.variant or cfg.student.variant
     for n in args.points:
         for seed in range(args.seeds):
             c = dataclasses.replace(cfg, student=dataclasses.replace(

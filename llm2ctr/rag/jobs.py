@@ -190,6 +190,42 @@ def _load_index_of(index_dir: Path, pairs: pa.Table, pairs_hash: str, pairs_dir:
     return rag
 
 
+def _retrieve_in_chunks(r, index, embeddings: np.ndarray, row_offset: int, faiss_to_row: np.ndarray, guard: Guard,
+                        want: int, store: ChunkStore, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Guarded top-``want`` rows and similarities for every query vector, in resumable chunks.
+
+    Query i is guard row ``row_offset + i`` (its own pair for labelled pairs, past the examples for
+    an external table)."""
+    n = len(embeddings)
+    rows_out = np.full((n, want), -1, dtype=np.int64)
+    sims_out = np.full((n, want), -np.inf, dtype=np.float32)
+    bar = tqdm(total=n, desc=desc, unit="pair", disable=n == 0)
+    for i, start in enumerate(range(0, n, r.chunk_size)):
+        stop = min(start + r.chunk_size, n)
+        if not store.has(i):
+            got_rows, got_sims = retrieve(
+                index, embeddings[start:stop], row_offset + np.arange(start, stop), faiss_to_row, guard, want,
+                r.overfetch, r.hnsw_ef_search, r.ivf_nprobe, r.search_batch,
+            )
+            store.save(i, rows=got_rows, sims=got_sims)
+        part = store.load(i)
+        rows_out[start:stop], sims_out[start:stop] = part["rows"], part["sims"]
+        bar.update(stop - start)
+    bar.close()
+    return rows_out, sims_out
+
+
+def _selection_counts(sel, k: int) -> dict[str, int]:
+    n_nb = (sel.nb_rows >= 0).sum(axis=1)
+    n_edge = (sel.edge_rows >= 0).sum(axis=1)
+    return {
+        "rows_short_of_k": int((n_nb < k).sum()),
+        "rows_without_neighbours": int((n_nb == 0).sum()),
+        "rows_with_edge_cases": int((n_edge > 0).sum()),
+        "edge_cases": int(n_edge.sum()),
+    }
+
+
 def run_neighbours(
     cfg: Config, pairs_dir: str | Path | None = None, index_dir: str | Path | None = None
 ) -> dict[str, Any]:
@@ -212,35 +248,12 @@ def run_neighbours(
          "ef": r.hnsw_ef_search, "nprobe": r.ivf_nprobe},
     )
     n = pairs.num_rows
-    rows_out = np.full((n, want), -1, dtype=np.int64)
-    sims_out = np.full((n, want), -np.inf, dtype=np.float32)
-    bar = tqdm(total=n, desc="neighbours", unit="pair", disable=n == 0)
-    for i, start in enumerate(range(0, n, r.chunk_size)):
-        stop = min(start + r.chunk_size, n)
-        if not store.has(i):
-            q_rows = np.arange(start, stop)
-            got_rows, got_sims = retrieve(
-                rag.index, rag.embeddings[start:stop], q_rows, faiss_to_row, guard, want,
-                r.overfetch, r.hnsw_ef_search, r.ivf_nprobe, r.search_batch,
-            )
-            store.save(i, rows=got_rows, sims=got_sims)
-        part = store.load(i)
-        rows_out[start:stop], sims_out[start:stop] = part["rows"], part["sims"]
-        bar.update(stop - start)
-    bar.close()
-
+    rows_out, sims_out = _retrieve_in_chunks(r, rag.index, rag.embeddings, 0, faiss_to_row, guard, want, store,
+                                             "neighbours")
     rsl = np.asarray(pairs.column("rsl").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
     sel = select(rows_out, sims_out, rsl, r.k_neighbours, r.k_edge_cases, r.edge_min_sim)
     table = to_table(pairs, sel)
-    n_nb = (sel.nb_rows >= 0).sum(axis=1)
-    n_edge = (sel.edge_rows >= 0).sum(axis=1)
-    counts = {
-        "pairs": n,
-        "rows_short_of_k": int((n_nb < r.k_neighbours).sum()),
-        "rows_without_neighbours": int((n_nb == 0).sum()),
-        "rows_with_edge_cases": int((n_edge > 0).sum()),
-        "edge_cases": int(n_edge.sum()),
-    }
+    counts = {"pairs": n, **_selection_counts(sel, r.k_neighbours)}
     out = cfg.stage_dir("rag", "neighbours")
     manifest = save_table(
         table, out, kind="neighbours", stage=STAGE, config=r,
@@ -311,35 +324,12 @@ def run_external_neighbours(
          "exclude_same_query": r.exclude_same_query, "overfetch": r.overfetch, "chunk": r.chunk_size,
          "ef": r.hnsw_ef_search, "nprobe": r.ivf_nprobe},
     )
-    rows_out = np.full((n, want), -1, dtype=np.int64)
-    sims_out = np.full((n, want), -np.inf, dtype=np.float32)
-    bar = tqdm(total=n, desc="neighbours (external)", unit="pair", disable=n == 0)
-    for i, start in enumerate(range(0, n, r.chunk_size)):
-        stop = min(start + r.chunk_size, n)
-        if not store.has(i):
-            got_rows, got_sims = retrieve(
-                rag.index, emb[start:stop], n_ex + np.arange(start, stop), faiss_to_row, guard, want,
-                r.overfetch, r.hnsw_ef_search, r.ivf_nprobe, r.search_batch,
-            )
-            store.save(i, rows=got_rows, sims=got_sims)
-        part = store.load(i)
-        rows_out[start:stop], sims_out[start:stop] = part["rows"], part["sims"]
-        bar.update(stop - start)
-    bar.close()
-
+    rows_out, sims_out = _retrieve_in_chunks(r, rag.index, emb, n_ex, faiss_to_row, guard, want, store,
+                                             "neighbours (external)")
     rsl = np.asarray(examples.column("rsl").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
     sel = select(rows_out, sims_out, rsl, r.k_neighbours, r.k_edge_cases, r.edge_min_sim)
     table = to_table(examples, sel, row_ids=external.column("pair_id"))
-    n_nb = (sel.nb_rows >= 0).sum(axis=1)
-    n_edge = (sel.edge_rows >= 0).sum(axis=1)
-    counts = {
-        "pairs": n,
-        "examples": n_ex,
-        "rows_short_of_k": int((n_nb < r.k_neighbours).sum()),
-        "rows_without_neighbours": int((n_nb == 0).sum()),
-        "rows_with_edge_cases": int((n_edge > 0).sum()),
-        "edge_cases": int(n_edge.sum()),
-    }
+    counts = {"pairs": n, "examples": n_ex, **_selection_counts(sel, r.k_neighbours)}
     manifest = save_table(
         table, out, kind="neighbours", stage=STAGE, config=r,
         inputs={"pairs": pairs_dir, "examples": examples_dir, "rag_index": index_dir}, counts=counts,
