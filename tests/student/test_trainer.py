@@ -40,7 +40,7 @@ def _model(cfg, tok, tdim, seed=0) -> Student:
 
 def test_loss_goes_down(world, tmp_path):
     cfg, tok, data, _, tdim = _data(world, epochs=40, lr=3e-3, patience=0, batch_size=16, dropout=0.0,
-                                    warmup_ratio=0.0, checkpoint_every=1000)
+                                    warmup_ratio=0.0, checkpoint_every=1000, mse_weight=1.0)
     train = data.subset(np.flatnonzero(data.splits == "train")[:64])
     tr = StudentTrainer(_model(cfg, tok, tdim), train, None, cfg.student, "sft+mse", tmp_path / "run")
     before = evaluate_loss(tr.eval_loss_fn, train, 256, "cpu")
