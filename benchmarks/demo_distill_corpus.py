@@ -111,7 +111,7 @@ def main() -> int:
            "machine": cpu_description(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
            "wall_seconds": round(time.perf_counter() - t0, 1)}
     lines = [f"### Student {variant} vs distillation pairs ({args.seeds} seeds, {split} test queries; corpus "
-             f"{corpus['rows']} rows from {corpus.get('queries')} labelled + {corpus.get('new_queries', 0)} new "
+             f"{corpus['rows']} rows from {corpus.get('labelled_queries')} labelled + {corpus.get('new_queries', 0)} new "
              f"queries, teacher RAG prompts at {embed.get('pairs_per_s', 0):.0f} pairs/s; {res['machine']}, "
              f"{res['date']})", "",
              "| distillation pairs (train split) | head macro-F1 | probe macro-F1 | cos to teacher |", "|---|---|---|---|"]
