@@ -225,10 +225,10 @@ def run_pipeline(cfg: Config, only: list[str] | None = None, force: bool = False
             continue
         fresh, reason = stage_state(cfg, stage)
         if fresh and not (force or cfg.pipeline.force):
-            print(f"[pipeline] {stage.name:<18} skipped ({reason})", flush=True)
+            print(f"[pipeline] {stage.name:<22} skipped ({reason})", flush=True)
             results[stage.name] = "skipped"
             continue
-        print(f"[pipeline] {stage.name:<18} running ({reason}): {stage.help}", flush=True)
+        print(f"[pipeline] {stage.name:<22} running ({reason}): {stage.help}", flush=True)
         t0 = time.perf_counter()
         summary = stage.run(cfg)
         seconds = time.perf_counter() - t0
@@ -242,7 +242,7 @@ def run_pipeline(cfg: Config, only: list[str] | None = None, force: bool = False
             "summary": summary,
         }
         atomic_write_json(_stamp_path(cfg, stage), stamp)
-        print(f"[pipeline] {stage.name:<18} done in {seconds:.1f}s", flush=True)
+        print(f"[pipeline] {stage.name:<22} done in {seconds:.1f}s", flush=True)
         results[stage.name] = summary
     print(f"[pipeline] finished in {time.perf_counter() - t_all:.1f}s; workdir {workdir}", flush=True)
     return results

@@ -22,10 +22,10 @@ def _status(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     for stage in STAGES:
         if not stage.enabled(cfg):
-            print(f"{stage.name:<18} {'off':<10}  {stage.help}")
+            print(f"{stage.name:<22} {'off':<10}  {stage.help}")
             continue
         fresh, reason = stage_state(cfg, stage)
-        print(f"{stage.name:<18} {'up to date' if fresh else 'to run':<10}  {reason}")
+        print(f"{stage.name:<22} {'up to date' if fresh else 'to run':<10}  {reason}")
     return 0
 
 
