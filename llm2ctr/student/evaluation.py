@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from llm2ctr.student.data import PairArrays
 from llm2ctr.student.decision import tune_class_offsets
+from llm2ctr.student.losses import variant_terms
 from llm2ctr.student.modeling import LABELS as CLASS_NAMES
 from llm2ctr.student.modeling import Student
 from llm2ctr.student.teacher_head import fit_teacher_head
@@ -131,7 +132,7 @@ def evaluate_student(model: Student, held: HeldOut, variant: str, seed: int, dat
     """
     res: dict[str, Any] = {"model": f"student {variant}", "variant": variant, "seed": seed}
     out_test = predict(model, held.test)
-    if "sft" in variant or "kd" in variant:
+    if variant_terms(variant) & {"sft", "kd"}:
         res["head"] = by_split(held.test.labels, out_test["logits"].argmax(1), held.masks)
     cache = {id(held.test): out_test["pooled"]}
     res["probe"] = held.probe(lambda d: cache[id(d)] if id(d) in cache else predict(model, d)["pooled"], seed)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm2ctr.student.modeling import Student
+from llm2ctr.student.modeling import Student, StudentOutput
 
 IGNORE_LABEL = -100
 TERMS = ("sft", "kd", "mse")
@@ -114,13 +114,17 @@ class DistillLoss(nn.Module):
         """Whether the relevance head is trained (then early stopping watches its macro-F1)."""
         return self.use_ce or self.use_kd
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Return the scalar loss and the detached parts (for logs)."""
-        out = self.model(
-            input_ids=batch["input_ids"],
-            token_type_ids=batch["token_type_ids"],
-            attention_mask=batch["attention_mask"],
-        )
+    def forward(
+        self, batch: dict[str, torch.Tensor], out: StudentOutput | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the scalar loss and the detached parts (for logs); ``out``: the model's outputs on
+        ``batch`` when the caller already has them (evaluation reads the logits too)."""
+        if out is None:
+            out = self.model(
+                input_ids=batch["input_ids"],
+                token_type_ids=batch["token_type_ids"],
+                attention_mask=batch["attention_mask"],
+            )
         # zero-weighted terms keep every head in the graph (DDP needs all params to get grads)
         loss = out.logits.sum() * 0.0 + out.projection.sum() * 0.0
         parts: dict[str, float] = {}

@@ -66,14 +66,14 @@ def evaluate_loss(loss_fn: DistillLoss, data: PairArrays, batch_size: int, devic
     for s in range(0, len(data), batch_size):
         idx = np.arange(s, min(s + batch_size, len(data)))
         batch = data.batch(idx, device)
-        _, parts = loss_fn(batch)
+        out = loss_fn.model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                            attention_mask=batch["attention_mask"])
+        _, parts = loss_fn(batch, out)
         lab = batch["labels"] >= 0
         n_lab = int(lab.sum())
         n_t = int(batch["has_teacher"].sum())
         if n_lab and loss_fn.has_head_objective:
-            logits = loss_fn.model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                                   attention_mask=batch["attention_mask"]).logits
-            preds.append(logits[lab].argmax(-1).cpu().numpy())
+            preds.append(out.logits[lab].argmax(-1).cpu().numpy())
             golds.append(batch["labels"][lab].cpu().numpy())
         for k, v in parts.items():
             w = n_lab if k == "ce" else len(idx) if k == "loss" else n_t
