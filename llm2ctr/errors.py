@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """An error the user can fix (bad input, missing artifact); printed without a traceback."""
+
+
+class TeacherModelError(UserError):
+    """A packaged teacher model cannot be found or converted; says what to install."""

