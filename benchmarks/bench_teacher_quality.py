@@ -77,6 +77,8 @@ def main() -> int:
     ap.add_argument("--workdir", default="runs/quickstart", help="has data/pairs and rag/neighbours (read only)")
     ap.add_argument("--config", default="configs/quickstart.yaml", help="its prompt settings are used")
     ap.add_argument("--teachers", nargs="+", default=["minilm", "smollm2-135m"], choices=sorted(RUNS))
+    ap.add_argument("--poolings", nargs="+", default=["last", "mean"], choices=["last", "mean"],
+                    help="SmolLM2 poolings (MiniLM is always mean-pooled, as its model card says)")
     ap.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
     ap.add_argument("--train-rows", type=int, default=1500, help="labelled training pairs embedded for the probe")
     ap.add_argument("--test-rows", type=int, default=0, help="0 = every labelled test pair")
@@ -154,6 +156,8 @@ def main() -> int:
     results: list[dict] = []
     for name in args.teachers:
         for model, backend, pooling in RUNS[name]:
+            if name != "minilm" and pooling not in args.poolings:
+                continue
             tcfg = dataclasses.replace(base, model=model, backend=backend, pooling=pooling,
                                        dtype="float32", batch_size=32)
             results += embed_layouts(tcfg, model)
