@@ -130,6 +130,9 @@ def main() -> int:
                 "macro_f1_sd": round(statistics.stdev(f1s), 4) if len(f1s) > 1 else 0.0,
                 "macro_f1_ci95": interval(boot), "pred": preds[0]}
 
+    results: list[dict] = []
+    lora_summary: dict | None = None
+
     def embed_layouts(teacher_cfg, label: str, adapter: Path | None = None, layouts=None) -> list[dict]:
         backend = make_backend(teacher_cfg, adapter)
         out = []
@@ -148,20 +151,78 @@ def main() -> int:
                        "embed_s": round(secs, 1), **res}
                 print({k: v for k, v in row.items() if k != "pred"}, flush=True)
                 out.append(row)
+                results.append(row)
+                write(final=False)
         finally:
             backend.close()
         return out
 
+    def write(final: bool) -> list[str]:
+        """Rewrite the results files after every row, so an interrupted run keeps what it measured."""
+        # rag - pair and rag - instruct, paired over the same resampled queries
+        diffs = []
+        by_key = {(r["teacher"], r["pooling"], r["layout"]): r for r in results}
+        for (teacher, pooling, layout), r in by_key.items():
+            if layout != "rag":
+                continue
+            for other in ("pair", "instruct"):
+                o = by_key.get((teacher, pooling, other))
+                if o is None:
+                    continue
+                d = [macro_f1(y_test[s], r["pred"][s]) - macro_f1(y_test[s], o["pred"][s]) for s in resamples]
+                diffs.append({"teacher": teacher, "pooling": pooling, "contrast": f"rag - {other}",
+                              "delta_mean_over_seeds": round(r["macro_f1_mean"] - o["macro_f1_mean"], 4),
+                              "delta_ci95": interval(d)})
+        for r in results:  # LoRA - base, same prompt layout and pooling
+            o = by_key.get(("smollm2-135m", r["pooling"], r["layout"]))
+            if r["teacher"].endswith("+ LoRA") and o is not None:
+                d = [macro_f1(y_test[s], r["pred"][s]) - macro_f1(y_test[s], o["pred"][s]) for s in resamples]
+                diffs.append({"teacher": "smollm2-135m", "pooling": r["pooling"],
+                              "contrast": f"LoRA - base ({r['layout']})",
+                              "delta_mean_over_seeds": round(r["macro_f1_mean"] - o["macro_f1_mean"], 4),
+                              "delta_ci95": interval(d)})
+        out = {"machine": cpu_description(), "date": time.strftime("%Y-%m-%d"), "workdir": args.workdir,
+               "train_rows": len(train), "test_rows": len(test), "test_queries": int(len(np.unique(queries[test]))),
+               "probe_seeds": args.probe_seeds, "max_model_len": args.max_model_len,
+               "prompt": {"max_examples": base.max_examples, "max_edge_cases": base.max_edge_cases},
+               "complete": final,
+               "rows": [{k: v for k, v in r.items() if k != "pred"} for r in results], "contrasts": diffs,
+               "lora": None if lora_summary is None else {k: v for k, v in lora_summary.items() if k != "out"}}
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"teacher_quality-{args.tag}.json").write_text(json.dumps(out, indent=2) + "\n")
+        md = [f"# Teacher quality: probe macro-F1 on unseen test queries ({args.tag})", "",
+              f"{out['machine']}, {out['date']}. Probe: class-balanced logistic regression on {len(train)} labelled "
+              f"training pairs' teacher vectors (80% subsamples, {args.probe_seeds} seeds); test: {len(test)} pairs of "
+              f"{out['test_queries']} queries never in training. 95% interval: bootstrap over test queries "
+              f"(seed-0 probe). Prompts: {base.max_examples} examples + {base.max_edge_cases} edge cases, "
+              f"max {args.max_model_len} tokens, truncated on the left.", "",
+              "| teacher | pooling | prompt | macro-F1 (mean ± sd) | 95% CI | tokens/prompt | pairs/s | tokens/s | backend |",
+              "|---|---|---|---:|---|---:|---:|---:|---|"]
+        for r in results:
+            md.append(f"| {r['teacher']} | {r['pooling']} | {r['layout']} | {r['macro_f1_mean']:.4f} ± "
+                      f"{r['macro_f1_sd']:.4f} | {r['macro_f1_ci95'][0]:.3f}–{r['macro_f1_ci95'][1]:.3f} | "
+                      f"{r['mean_tokens']:.0f} | {r['pairs_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['backend']} |")
+        md += ["", "Paired contrasts (same resampled queries; an interval that excludes 0 is a real difference):", "",
+               "| teacher | pooling | contrast | Δ macro-F1 (probe-seed means) | 95% CI |", "|---|---|---|---:|---|"]
+        for d in diffs:
+            md.append(f"| {d['teacher']} | {d['pooling']} | {d['contrast']} | {d['delta_mean_over_seeds']:+.4f} | "
+                      f"{d['delta_ci95'][0]:+.3f} … {d['delta_ci95'][1]:+.3f} |")
+        if lora_summary:
+            md += ["", f"LoRA: {lora_summary['steps']} steps (r=8, batch {args.lora_batch}, prompts cut to "
+                   f"{args.lora_max_len} tokens) on the training pairs' RAG prompts, {lora_summary['train_s']} s; "
+                   f"validation accuracy of its head {lora_summary.get('valid_acc_before')} → "
+                   f"{lora_summary.get('valid_acc_after')}."]
+        (RESULTS / f"teacher_quality-{args.tag}.md").write_text("\n".join(md) + "\n")
+        return md
+
     base = dataclasses.replace(cfg.teacher, max_model_len=args.max_model_len, normalize=True, use_adapter=False)
-    results: list[dict] = []
     for name in args.teachers:
         for model, backend, pooling in RUNS[name]:
             if name != "minilm" and pooling not in args.poolings:
                 continue
             tcfg = dataclasses.replace(base, model=model, backend=backend, pooling=pooling,
                                        dtype="float32", batch_size=32)
-            results += embed_layouts(tcfg, model)
-    lora_summary = None
+            embed_layouts(tcfg, model)
     if args.lora_steps:
         from llm2ctr.teacher.jobs import run_adapt
 
@@ -179,56 +240,9 @@ def main() -> int:
         lora_summary["train_s"] = round(time.perf_counter() - t0, 1)
         print("lora", lora_summary, flush=True)
         tcfg = dataclasses.replace(base, model="smollm2-135m", backend="vllm", pooling="last", dtype="float32")
-        results += embed_layouts(tcfg, "smollm2-135m + LoRA", Path(lora_summary["out"]), args.lora_layouts)
+        embed_layouts(tcfg, "smollm2-135m + LoRA", Path(lora_summary["out"]), args.lora_layouts)
 
-    # rag - pair and rag - instruct, paired over the same resampled queries
-    diffs = []
-    by_key = {(r["teacher"], r["pooling"], r["layout"]): r for r in results}
-    for (teacher, pooling, layout), r in by_key.items():
-        if layout != "rag":
-            continue
-        for other in ("pair", "instruct"):
-            o = by_key.get((teacher, pooling, other))
-            if o is None:
-                continue
-            d = [macro_f1(y_test[s], r["pred"][s]) - macro_f1(y_test[s], o["pred"][s]) for s in resamples]
-            diffs.append({"teacher": teacher, "pooling": pooling, "contrast": f"rag - {other}",
-                          "delta_mean_over_seeds": round(r["macro_f1_mean"] - o["macro_f1_mean"], 4),
-                          "delta_ci95": interval(d)})
-    for r in results:
-        r.pop("pred")
-    out = {"machine": cpu_description(), "date": time.strftime("%Y-%m-%d"), "workdir": args.workdir,
-           "train_rows": len(train), "test_rows": len(test), "test_queries": int(len(np.unique(queries[test]))),
-           "probe_seeds": args.probe_seeds, "max_model_len": args.max_model_len,
-           "prompt": {"max_examples": base.max_examples, "max_edge_cases": base.max_edge_cases},
-           "rows": results, "contrasts": diffs,
-           "lora": None if lora_summary is None else {k: v for k, v in lora_summary.items() if k != "out"}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"teacher_quality-{args.tag}.json").write_text(json.dumps(out, indent=2) + "\n")
-    md = [f"# Teacher quality: probe macro-F1 on unseen test queries ({args.tag})", "",
-          f"{out['machine']}, {out['date']}. Probe: class-balanced logistic regression on {len(train)} labelled "
-          f"training pairs' teacher vectors (80% subsamples, {args.probe_seeds} seeds); test: {len(test)} pairs of "
-          f"{out['test_queries']} queries never in training. 95% interval: bootstrap over test queries "
-          f"(seed-0 probe). Prompts: {base.max_examples} examples + {base.max_edge_cases} edge cases, "
-          f"max {args.max_model_len} tokens, truncated on the left.", "",
-          "| teacher | pooling | prompt | macro-F1 (mean ± sd) | 95% CI | tokens/prompt | pairs/s | tokens/s | backend |",
-          "|---|---|---|---:|---|---:|---:|---:|---|"]
-    for r in results:
-        md.append(f"| {r['teacher']} | {r['pooling']} | {r['layout']} | {r['macro_f1_mean']:.4f} ± "
-                  f"{r['macro_f1_sd']:.4f} | {r['macro_f1_ci95'][0]:.3f}–{r['macro_f1_ci95'][1]:.3f} | "
-                  f"{r['mean_tokens']:.0f} | {r['pairs_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['backend']} |")
-    md += ["", "Paired contrasts (same resampled queries; an interval that excludes 0 is a real difference):", "",
-           "| teacher | pooling | contrast | Δ macro-F1 (probe-seed means) | 95% CI |", "|---|---|---|---:|---|"]
-    for d in diffs:
-        md.append(f"| {d['teacher']} | {d['pooling']} | {d['contrast']} | {d['delta_mean_over_seeds']:+.4f} | "
-                  f"{d['delta_ci95'][0]:+.3f} … {d['delta_ci95'][1]:+.3f} |")
-    if lora_summary:
-        md += ["", f"LoRA: {lora_summary['steps']} steps (r=8, batch {args.lora_batch}, prompts cut to "
-               f"{args.lora_max_len} tokens) on the training pairs' RAG prompts, {lora_summary['train_s']} s; "
-               f"validation accuracy of its head {lora_summary.get('valid_acc_before')} → "
-               f"{lora_summary.get('valid_acc_after')}."]
-    (RESULTS / f"teacher_quality-{args.tag}.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    print("\n".join(write(final=True)))
     return 0
 
 
