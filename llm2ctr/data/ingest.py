@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm2ctr.artifacts import atomic_write_text
-from llm2ctr.cli.common import UserError
 from llm2ctr.config import Config
 from llm2ctr.data.config import ImportConfig
 from llm2ctr.data.labels import SCALES, LabelConfigError, parse_label_map
 from llm2ctr.data.readers import FORMATS, RawData, read_source
 from llm2ctr.data.splits import PAIR_METHODS, assign_pair_splits, split_counts
 from llm2ctr.data.validate import Validated, parse_column_map, resolve_columns, summarize, validate
+from llm2ctr.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from llm2ctr.cli.common import UserError
+from llm2ctr.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llm2ctr.cli.common import UserError
+from llm2ctr.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llm2ctr.cli.common import UserError
+from llm2ctr.errors import UserError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

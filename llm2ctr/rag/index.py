@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from llm2ctr.cli.common import UserError
+from llm2ctr.errors import UserError
 
 if TYPE_CHECKING:
     from llm2ctr.rag.config import RagConfig

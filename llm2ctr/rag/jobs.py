@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from llm2ctr.artifacts import ArtifactError, atomic_dir, read_manifest, write_manifest
-from llm2ctr.cli.common import UserError
 from llm2ctr.config import Config
 from llm2ctr.data.store import load_pairs, save_table
+from llm2ctr.errors import UserError
 from llm2ctr.rag.artifact import RagIndex, load_rag_index, write_rag_files
 from llm2ctr.rag.embedder import (
     embed_texts,
