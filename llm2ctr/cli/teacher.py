@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from llm2ctr.cli.common import UserError, add_command, config_from_args
@@ -17,6 +18,8 @@ def _embed(args: argparse.Namespace) -> int:
     from llm2ctr.teacher.jobs import run_embed
 
     cfg = config_from_args(args)
+    if args.engine:
+        cfg.teacher = dataclasses.replace(cfg.teacher, engine=args.engine)
     try:
         _print(run_embed(cfg, pairs_dir=args.pairs, neighbours_dir=args.neighbours, shard=args.shard,
                          out_dir=args.out, progress=not args.no_progress, examples_dir=args.examples))
@@ -75,11 +78,16 @@ def register(verbs: argparse._SubParsersAction) -> None:
             "batches, into sharded atomic writes. Re-run the same command after any interruption to resume.\n\n"
             "examples:\n"
             "  llm2ctr teacher embed --config configs/quickstart.yaml\n"
-            "  llm2ctr teacher embed --config configs/qwen7b-vllm.yaml --shard 0/4   # one of 4 machines\n"
+            "  llm2ctr teacher embed --config configs/qwen7b-vllm.yaml --engine ray  # a Ray cluster's GPUs\n"
+            "  llm2ctr teacher embed --config configs/qwen7b-vllm.yaml --shard 0/4   # no cluster: 1 of 4 machines\n"
             "  llm2ctr teacher merge --config configs/qwen7b-vllm.yaml              # join the 4 parts"
         ),
     )
     p.add_argument("--shard", metavar="I/N", help="embed only part I of N (0-based) into embeddings.part-I-of-N")
+    p.add_argument("--engine", choices=["local", "ray"],
+                   help="who embeds the shards: this process, or a pool of Ray Data actors on teacher.ray_address "
+                        "(teacher.ray_actors, ray_gpus_per_actor; needs `pip install llm2ctr[ray]`); default: "
+                        "teacher.engine")
     p.add_argument("--pairs", metavar="DIR", help="pairs artifact (default {workdir}/data/pairs)")
     p.add_argument("--neighbours", metavar="DIR", help="neighbours artifact (default {workdir}/rag/neighbours)")
     p.add_argument("--examples", metavar="DIR",

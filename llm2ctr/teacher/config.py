@@ -56,6 +56,12 @@ class TeacherConfig:
     timeout_s: float = 60.0
     max_retries: int = 6
     backoff_s: float = 0.5  # first retry delay; doubles each retry (with jitter), capped at 30 s
+    # who runs the embed job's shards: this process, or a pool of Ray Data actors (`pip install llm2ctr[ray]`)
+    engine: str = "local"  # local | ray (the store is the same either way; a run resumes under either)
+    ray_address: str = ""  # "" = start Ray on this machine; "auto" or "ray://head:10001" = an existing cluster
+    ray_actors: int = 1  # actors, each holding one backend (one per GPU for vLLM)
+    ray_cpus_per_actor: float = 1.0
+    ray_gpus_per_actor: float = 0.0  # 1 per vLLM engine on a GPU cluster
     # prompts
     use_rag: bool = True
     template: str = "relevance-v1"

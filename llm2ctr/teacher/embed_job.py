@@ -36,6 +36,7 @@ from llm2ctr.teacher.store import KIND, REDUCTION_FILE, shard_name, write_shard
 
 log = logging.getLogger(__name__)
 PLAN_FILE = "plan.json"
+ENGINES = ("local", "ray")  # who runs the shards: this process, or a Ray Data actor pool (ray_engine)
 
 
 @dataclass
@@ -129,7 +130,8 @@ def _prepare_workdir(out: Path, key: str) -> Path:
     return work
 
 
-def _shard_meta(path: Path) -> dict[str, Any]:
+def shard_meta(path: Path) -> dict[str, Any]:
+    """The llm2ctr metadata a finished shard carries (rows, unique prompts, tokens, fidelity sums)."""
     with open(path, "rb") as fh:
         meta = ipc.open_file(fh).schema.metadata or {}
     return json.loads(meta.get(b"llm2ctr", b"{}"))
@@ -168,6 +170,22 @@ def embed_store(
     method = cfg.reduction
     if method not in R.METHODS:
         raise ValueError(f"teacher.reduction: expected one of {R.METHODS}, got {method!r}")
+    if cfg.engine not in ENGINES:
+        raise ValueError(f"teacher.engine: expected one of {ENGINES}, got {cfg.engine!r}")
+    if cfg.engine == "ray":
+        from llm2ctr.teacher.ray_engine import ray_session
+
+        with ray_session(cfg):
+            return _embed_store(cfg, pair_ids, prompts, out, backend_factory=backend_factory, identity=identity,
+                                part=part, inputs=inputs, progress=progress)
+    return _embed_store(cfg, pair_ids, prompts, out, backend_factory=backend_factory, identity=identity, part=part,
+                        inputs=inputs, progress=progress)
+
+
+def _embed_store(cfg: TeacherConfig, pair_ids: list[str], prompts: list[str], out: Path, *, backend_factory,
+                 identity: dict[str, Any], part: tuple[int, int] | None, inputs: dict[str, Path] | None,
+                 progress: bool) -> dict[str, Any]:
+    method = cfg.reduction
     plan = make_plan(prompts, part, cfg.pca_sample if method == "pca" else 0)
     key = job_key({"cfg": {k: getattr(cfg, k) for k in _OUTPUT_FIELDS}, "id": identity, "part": part})
     work = _prepare_workdir(out, key)
@@ -183,56 +201,94 @@ def embed_store(
             from safetensors.numpy import load_file
 
             red = json.loads(red_json.read_text()) | load_file(str(work / REDUCTION_FILE))
-        if todo or (red is None and method != "none"):
+        need_fit = red is None and method != "none" and not red_json.is_file()
+        if cfg.engine != "ray" and (todo or need_fit):
             backend = backend_factory()
-        if red is None and backend is not None:
+
+        def embed_sample(sample: list[str]) -> np.ndarray:
+            if cfg.engine == "ray":  # the driver may have no accelerator: one Ray task embeds the sample
+                from llm2ctr.teacher.ray_engine import embed_sample_on_ray
+
+                return embed_sample_on_ray(cfg, backend_factory, sample)
+            return backend.embed(sample)
+
+        if need_fit:
             if method == "pca":
-                red = R.fit_reduction(backend.embed(plan.sample), "pca", cfg.reduced_dim, cfg.normalize)
+                red = R.fit_reduction(embed_sample(plan.sample), "pca", cfg.reduced_dim, cfg.normalize)
                 R.save_reduction(work / REDUCTION_FILE, red)
                 atomic_write_json(red_json, R.public_record(red))
             elif method == "matryoshka":
-                probe = backend.embed(plan.prompts[:1] or ["probe"])
+                probe = embed_sample(plan.prompts[:1] or ["probe"])
                 red = R.fit_reduction(probe, method, cfg.reduced_dim, cfg.normalize)
                 atomic_write_json(red_json, red)
         if red is None and red_json.is_file():
             red = json.loads(red_json.read_text())
         todo_set = set(todo)
-        done_pairs = sum(_shard_meta(work / shard_name(s))["rows"] for s in range(n_shards) if s not in todo_set)
-        total_pairs = len(plan.rows)
-        bar = tqdm(total=total_pairs, initial=done_pairs, unit="pair", disable=not progress,
+        done_pairs = sum(shard_meta(work / shard_name(s))["rows"] for s in range(n_shards) if s not in todo_set)
+        bar = tqdm(total=len(plan.rows), initial=done_pairs, unit="pair", disable=not progress,
                    desc=f"teacher embed{'' if part is None else f' part {part[0]}/{part[1]}'}", smoothing=0.1)
         rate = _Rate()
-        step = cfg.shard_size if cfg.backend == "vllm" else cfg.batch_size * max(1, cfg.concurrency
-                                                                                  if cfg.backend == "openai" else 1)
-        for s in todo:
-            lo, hi = s * cfg.shard_size, min((s + 1) * cfg.shard_size, len(plan.prompts))
-            chunks, tokens = [], 0
-            for a in range(lo, hi, step):
-                b = min(a + step, hi)
-                before = backend.tokens_seen
-                chunks.append(backend.embed(plan.prompts[a:b]))
-                tokens += backend.tokens_seen - before
-                n = plan.pairs_in(a, b)
-                bar.set_postfix(rate.add(n, backend.tokens_seen - before), refresh=False)
-                bar.update(n)
-            vecs = np.concatenate(chunks)
-            meta = {"rows": 0, "unique": hi - lo, "tokens": 0, "fid_sum": 0.0, "fid_min": 1.0, "fid_n": 0}
-            if red is not None and red["method"] != "none":
-                stored = R.apply_reduction(vecs, red).astype(np.float16)
-                fid = R.fidelity(vecs, stored, red)
-                meta.update(fid_sum=float(fid.sum()), fid_min=float(fid.min()), fid_n=len(fid))
-            else:
-                stored = vecs
-            counts = np.diff(plan.offsets[lo:hi + 1])
-            rows_idx = plan.rows[plan.offsets[lo]:plan.offsets[hi]]
-            meta["rows"], meta["tokens"] = int(counts.sum()), int(tokens)
-            write_shard(work / shard_name(s), [pair_ids[i] for i in rows_idx], np.repeat(stored, counts, axis=0),
-                        store_dtype, meta)
+        if cfg.engine == "ray":
+            from llm2ctr.teacher.ray_engine import embed_shards_on_ray
+
+            for rows, tokens in embed_shards_on_ray(cfg, [shard_payload(plan, pair_ids, s, cfg.shard_size)
+                                                          for s in todo], work, backend_factory, red, store_dtype):
+                bar.set_postfix(rate.add(rows, tokens), refresh=False)
+                bar.update(rows)
+        else:
+            def on_batch(rows: int, tokens: int) -> None:
+                bar.set_postfix(rate.add(rows, tokens), refresh=False)
+                bar.update(rows)
+
+            for s in todo:
+                write_embedded_shard(work / shard_name(s), backend, shard_payload(plan, pair_ids, s, cfg.shard_size),
+                                     red, store_dtype, batch_step(cfg), on_batch)
         bar.close()
     finally:
         if backend is not None:
             backend.close()
     return _finalize(cfg, work, out, n_shards, plan, red, store_dtype, identity, part, inputs or {}, rate)
+
+
+def batch_step(cfg: TeacherConfig) -> int:
+    """Prompts per backend call: the whole shard for vLLM (it schedules), else batch_size (x concurrency)."""
+    if cfg.backend == "vllm":
+        return cfg.shard_size
+    return cfg.batch_size * max(1, cfg.concurrency if cfg.backend == "openai" else 1)
+
+
+def shard_payload(plan: Plan, pair_ids: list[str], s: int, shard_size: int) -> dict[str, Any]:
+    """Everything needed to embed and write shard ``s``: its unique prompts, the pair keys of every
+    row and how many rows share each prompt (so a worker needs no plan)."""
+    lo, hi = s * shard_size, min((s + 1) * shard_size, len(plan.prompts))
+    rows_idx = plan.rows[plan.offsets[lo]:plan.offsets[hi]]
+    return {"shard": s, "prompts": plan.prompts[lo:hi], "keys": [pair_ids[i] for i in rows_idx],
+            "counts": np.diff(plan.offsets[lo:hi + 1])}
+
+
+def write_embedded_shard(path: Path, backend, payload: dict[str, Any], red: dict[str, Any] | None, store_dtype: str,
+                         step: int, on_batch=None) -> dict[str, Any]:
+    """Embed one shard's prompts in batches of ``step`` and write it atomically (the same bytes whichever
+    engine runs it); ``on_batch(rows, tokens)`` after each batch. Returns the shard's metadata."""
+    prompts, counts = list(payload["prompts"]), np.asarray(payload["counts"], dtype=np.int64)
+    chunks, tokens = [], 0
+    for a in range(0, len(prompts), step):
+        b = min(a + step, len(prompts))
+        before = backend.tokens_seen
+        chunks.append(backend.embed(prompts[a:b]))
+        tokens += backend.tokens_seen - before
+        if on_batch is not None:
+            on_batch(int(counts[a:b].sum()), backend.tokens_seen - before)
+    vecs = np.concatenate(chunks)
+    meta = {"rows": int(counts.sum()), "unique": len(prompts), "tokens": int(tokens),
+            "fid_sum": 0.0, "fid_min": 1.0, "fid_n": 0}
+    stored = vecs
+    if red is not None and red["method"] != "none":
+        stored = R.apply_reduction(vecs, red).astype(np.float16)
+        fid = R.fidelity(vecs, stored, red)
+        meta.update(fid_sum=float(fid.sum()), fid_min=float(fid.min()), fid_n=len(fid))
+    write_shard(path, list(payload["keys"]), np.repeat(stored, counts, axis=0), store_dtype, meta)
+    return meta
 
 
 # TeacherConfig fields that change the stored vectors (concurrency, timeouts, api keys do not).
@@ -244,7 +300,7 @@ _OUTPUT_FIELDS = ("backend", "model", "revision", "pooling", "normalize", "batch
 def _finalize(cfg: TeacherConfig, work: Path, out: Path, n_shards: int, plan: Plan, red: dict[str, Any] | None,
               store_dtype: str, identity: dict[str, Any], part: tuple[int, int] | None,
               inputs: dict[str, Path], rate: _Rate) -> dict[str, Any]:
-    metas = [_shard_meta(work / shard_name(s)) for s in range(n_shards)]
+    metas = [shard_meta(work / shard_name(s)) for s in range(n_shards)]
     rows = sum(m["rows"] for m in metas)
     fid_n = sum(m["fid_n"] for m in metas)
     compression: dict[str, Any] = {"method": "none"} if red is None else R.public_record(red)

@@ -75,6 +75,9 @@ def run_embed(cfg: Config, pairs_dir: str | Path | None = None, neighbours_dir: 
     from llm2ctr.teacher.prompts import PromptSpec, build_prompts
 
     t = cfg.teacher
+    if backend is not None and t.engine != "local":
+        raise ValueError("a backend built in this process cannot be shipped to Ray actors: leave `backend` unset "
+                         "with teacher.engine=ray (each actor builds its own)")
     spec = PromptSpec.from_config(t)
     part = parse_part(shard)
     pairs, neighbours, inputs = load_inputs(cfg, pairs_dir, neighbours_dir, examples_dir)
