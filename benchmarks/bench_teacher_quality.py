@@ -13,6 +13,11 @@ teacher-head probe (class-balanced logistic regression, student/teacher_head.py)
 vectors for 3 subsample seeds, and reports macro-F1 on the *unseen* test queries: mean ± sd over
 probe seeds and a 95% bootstrap interval over test queries; rag − pair and rag − instruct as paired
 bootstrap intervals (same resampled queries). Each embedding pass reports pairs/s and tokens/s.
+
+The control: the same probe on the retrieved labels alone (one-hot rsl of the neighbours and edge
+cases the RAG prompt shows, no teacher). A RAG prompt hands the teacher those labels, so "RAG helps"
+only means the teacher reads more than the labels if it beats this row; ``rag + labels`` (teacher
+vector next to the label one-hots) asks whether the teacher adds anything to them.
 ``--lora-steps N`` adds SmolLM2 after ``teacher adapt`` (LoRA on the workdir's training pairs with
 RAG prompts; test queries are unseen by it too). Writes ``results/teacher_quality-<tag>.{json,md}``.
 
@@ -54,6 +59,25 @@ def layout_config(base, layout: str):
     return dataclasses.replace(base, use_rag=layout == "rag", template="relevance-v1")
 
 
+def neighbour_label_features(pairs, neighbours, k: int, e: int) -> np.ndarray:
+    """The control: one-hot labels of the k retrieved neighbours and e edge cases, in prompt order.
+
+    This is all the label information a RAG prompt hands the teacher; a probe on it alone shows how
+    much of the RAG gain is the retrieval's labels rather than the teacher reading the prompt.
+    """
+    row_of = {pid: i for i, pid in enumerate(neighbours.column("pair_id").to_pylist())}
+    nb_rsl, edge_rsl = neighbours.column("nb_rsl").to_pylist(), neighbours.column("edge_rsl").to_pylist()
+    out = np.zeros((pairs.num_rows, 4 * (k + e)), dtype=np.float32)
+    for r, pid in enumerate(pairs.column("pair_id").to_pylist()):
+        i = row_of[pid]
+        labels = list(nb_rsl[i] or [])[:k] + [None] * max(0, k - len(nb_rsl[i] or []))
+        labels += list(edge_rsl[i] or [])[:e]
+        for slot, rsl in enumerate(labels):
+            if rsl is not None:
+                out[r, 4 * slot + int(rsl) - 1] = 1.0
+    return out
+
+
 def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
@@ -76,7 +100,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default="runs/quickstart", help="has data/pairs and rag/neighbours (read only)")
     ap.add_argument("--config", default="configs/quickstart.yaml", help="its prompt settings are used")
-    ap.add_argument("--teachers", nargs="+", default=["minilm", "smollm2-135m"], choices=sorted(RUNS))
+    ap.add_argument("--teachers", nargs="*", default=["minilm", "smollm2-135m"], choices=sorted(RUNS))
     ap.add_argument("--poolings", nargs="+", default=["last", "mean"], choices=["last", "mean"],
                     help="SmolLM2 poolings (MiniLM is always mean-pooled, as its model card says)")
     ap.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
@@ -149,9 +173,13 @@ def main() -> int:
                        "layout": layout, "n_prompts": len(prompts), "mean_tokens": round(tokens / len(prompts), 1),
                        "pairs_per_s": round(len(prompts) / secs, 2), "tokens_per_s": round(tokens / secs, 1),
                        "embed_s": round(secs, 1), **res}
-                print({k: v for k, v in row.items() if k != "pred"}, flush=True)
-                out.append(row)
-                results.append(row)
+                rows = [row]
+                if layout == "rag":  # does reading the prompt add anything to the retrieved labels?
+                    rows.append({**row, "layout": "rag + labels", **score(np.hstack([vectors, control]))})
+                for r in rows:
+                    print({k: v for k, v in r.items() if k != "pred"}, flush=True)
+                out += rows
+                results.extend(rows)
                 write(final=False)
         finally:
             backend.close()
@@ -172,6 +200,15 @@ def main() -> int:
                 d = [macro_f1(y_test[s], r["pred"][s]) - macro_f1(y_test[s], o["pred"][s]) for s in resamples]
                 diffs.append({"teacher": teacher, "pooling": pooling, "contrast": f"rag - {other}",
                               "delta_mean_over_seeds": round(r["macro_f1_mean"] - o["macro_f1_mean"], 4),
+                              "delta_ci95": interval(d)})
+        control_row = by_key.get(("retrieved labels only (control)", "-", "rag"))
+        for r in results:  # a teacher reading the RAG prompt vs the retrieved labels alone
+            if r["layout"].startswith("rag") and r["backend"] != "none" and control_row is not None:
+                d = [macro_f1(y_test[s], r["pred"][s]) - macro_f1(y_test[s], control_row["pred"][s])
+                     for s in resamples]
+                diffs.append({"teacher": r["teacher"], "pooling": r["pooling"],
+                              "contrast": f"{r['layout']} - retrieved labels only",
+                              "delta_mean_over_seeds": round(r["macro_f1_mean"] - control_row["macro_f1_mean"], 4),
                               "delta_ci95": interval(d)})
         for r in results:  # LoRA - base, same prompt layout and pooling
             o = by_key.get(("smollm2-135m", r["pooling"], r["layout"]))
@@ -216,6 +253,11 @@ def main() -> int:
         return md
 
     base = dataclasses.replace(cfg.teacher, max_model_len=args.max_model_len, normalize=True, use_adapter=False)
+    control = neighbour_label_features(sub, neighbours, base.max_examples, base.max_edge_cases)
+    results.append({"teacher": "retrieved labels only (control)", "backend": "none", "pooling": "-", "layout": "rag",
+                    "n_prompts": len(control), "mean_tokens": 0.0, "pairs_per_s": 0.0, "tokens_per_s": 0.0,
+                    "embed_s": 0.0, **score(control)})
+    write(final=False)
     for name in args.teachers:
         for model, backend, pooling in RUNS[name]:
             if name != "minilm" and pooling not in args.poolings:
