@@ -39,7 +39,7 @@ class TeacherConfig:
     max_model_len: int = 512  # tokens; longer prompts are truncated (left side keeps the target)
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16 (auto: float32 on CPU, bfloat16 on GPU)
     device: str = "auto"  # hf backend: auto | cpu | cuda
-    hf_impl: str = "auto"  # auto | transformers | sentence_transformers (auto: ST if modules.json)
+    hf_impl: str = "auto"  # auto (= transformers, mask-aware pooling) | transformers | sentence_transformers
     # vllm backend
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1

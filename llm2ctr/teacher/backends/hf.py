@@ -90,6 +90,7 @@ class HFBackend:
             self.st = SentenceTransformer(model, device=self.device, trust_remote_code=cfg.trust_remote_code,
                                           revision=cfg.revision or None)
             self.st.max_seq_length = cfg.max_model_len
+            self.st.tokenizer.truncation_side = "left"  # as the transformers path: the target item is at the end
             self.tok = self.st.tokenizer
         elif impl == "transformers":
             self.st = None
