@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from llm2ctr.artifacts import atomic_write_json, replace_dir, write_manifest
 from llm2ctr.teacher import reduction as R
 from llm2ctr.teacher.config import TeacherConfig
-from llm2ctr.teacher.store import KIND, REDUCTION_FILE, shard_name, write_shard
+from llm2ctr.teacher.shard_writer import batch_step, shard_meta, write_embedded_shard
+from llm2ctr.teacher.store import KIND, REDUCTION_FILE, shard_name
 
 log = logging.getLogger(__name__)
 PLAN_FILE = "plan.json"
@@ -128,13 +129,6 @@ def _prepare_workdir(out: Path, key: str) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     return work
-
-
-def shard_meta(path: Path) -> dict[str, Any]:
-    """The llm2ctr metadata a finished shard carries (rows, unique prompts, tokens, fidelity sums)."""
-    with open(path, "rb") as fh:
-        meta = ipc.open_file(fh).schema.metadata or {}
-    return json.loads(meta.get(b"llm2ctr", b"{}"))
 
 
 class _Rate:
@@ -250,13 +244,6 @@ def _embed_store(cfg: TeacherConfig, pair_ids: list[str], prompts: list[str], ou
     return _finalize(cfg, work, out, n_shards, plan, red, store_dtype, identity, part, inputs or {}, rate)
 
 
-def batch_step(cfg: TeacherConfig) -> int:
-    """Prompts per backend call: the whole shard for vLLM (it schedules), else batch_size (x concurrency)."""
-    if cfg.backend == "vllm":
-        return cfg.shard_size
-    return cfg.batch_size * max(1, cfg.concurrency if cfg.backend == "openai" else 1)
-
-
 def shard_payload(plan: Plan, pair_ids: list[str], s: int, shard_size: int) -> dict[str, Any]:
     """Everything needed to embed and write shard ``s``: its unique prompts, the pair keys of every
     row and how many rows share each prompt (so a worker needs no plan)."""
@@ -264,31 +251,6 @@ def shard_payload(plan: Plan, pair_ids: list[str], s: int, shard_size: int) -> d
     rows_idx = plan.rows[plan.offsets[lo]:plan.offsets[hi]]
     return {"shard": s, "prompts": plan.prompts[lo:hi], "keys": [pair_ids[i] for i in rows_idx],
             "counts": np.diff(plan.offsets[lo:hi + 1])}
-
-
-def write_embedded_shard(path: Path, backend, payload: dict[str, Any], red: dict[str, Any] | None, store_dtype: str,
-                         step: int, on_batch=None) -> dict[str, Any]:
-    """Embed one shard's prompts in batches of ``step`` and write it atomically (the same bytes whichever
-    engine runs it); ``on_batch(rows, tokens)`` after each batch. Returns the shard's metadata."""
-    prompts, counts = list(payload["prompts"]), np.asarray(payload["counts"], dtype=np.int64)
-    chunks, tokens = [], 0
-    for a in range(0, len(prompts), step):
-        b = min(a + step, len(prompts))
-        before = backend.tokens_seen
-        chunks.append(backend.embed(prompts[a:b]))
-        tokens += backend.tokens_seen - before
-        if on_batch is not None:
-            on_batch(int(counts[a:b].sum()), backend.tokens_seen - before)
-    vecs = np.concatenate(chunks)
-    meta = {"rows": int(counts.sum()), "unique": len(prompts), "tokens": int(tokens),
-            "fid_sum": 0.0, "fid_min": 1.0, "fid_n": 0}
-    stored = vecs
-    if red is not None and red["method"] != "none":
-        stored = R.apply_reduction(vecs, red).astype(np.float16)
-        fid = R.fidelity(vecs, stored, red)
-        meta.update(fid_sum=float(fid.sum()), fid_min=float(fid.min()), fid_n=len(fid))
-    write_shard(path, list(payload["keys"]), np.repeat(stored, counts, axis=0), store_dtype, meta)
-    return meta
 
 
 # TeacherConfig fields that change the stored vectors (concurrency, timeouts, api keys do not).

@@ -2,7 +2,7 @@
 
 The driver plans exactly as the local job does (dedupe, length sort, shards: ``embed_job``); Ray Data
 hands each unfinished shard to an actor that holds one teacher backend (a vLLM engine per GPU on a
-cluster, the hf backend on CPUs) and writes it with the local job's own function, so the store is
+cluster, the hf backend on CPUs) and writes it with the local job's own function (``shard_writer``), so the store is
 the local store byte for byte. Ray restarts a dead actor and retries its shard; a shard is written
 with one atomic rename and a retry finds it done, so rows are never lost or written twice. A driver
 that dies leaves finished shards on disk, and the re-run skips them.
@@ -23,7 +23,7 @@ import numpy as np
 
 from llm2ctr.errors import OptionalDependencyError
 from llm2ctr.teacher.config import TeacherConfig
-from llm2ctr.teacher.embed_job import batch_step, shard_meta, write_embedded_shard
+from llm2ctr.teacher.shard_writer import batch_step, shard_meta, write_embedded_shard
 from llm2ctr.teacher.store import shard_name
 
 log = logging.getLogger(__name__)
