@@ -16,6 +16,7 @@ joins the parts into one store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -166,14 +167,14 @@ def embed_store(
         raise ValueError(f"teacher.reduction: expected one of {R.METHODS}, got {method!r}")
     if cfg.engine not in ENGINES:
         raise ValueError(f"teacher.engine: expected one of {ENGINES}, got {cfg.engine!r}")
+    session = contextlib.nullcontext()
     if cfg.engine == "ray":
         from llm2ctr.teacher.ray_engine import ray_session
 
-        with ray_session(cfg):
-            return _embed_store(cfg, pair_ids, prompts, out, backend_factory=backend_factory, identity=identity,
-                                part=part, inputs=inputs, progress=progress)
-    return _embed_store(cfg, pair_ids, prompts, out, backend_factory=backend_factory, identity=identity, part=part,
-                        inputs=inputs, progress=progress)
+        session = ray_session(cfg)
+    with session:
+        return _embed_store(cfg, pair_ids, prompts, out, backend_factory=backend_factory, identity=identity,
+                            part=part, inputs=inputs, progress=progress)
 
 
 def _embed_store(cfg: TeacherConfig, pair_ids: list[str], prompts: list[str], out: Path, *, backend_factory,
