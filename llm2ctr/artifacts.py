@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llm2ctr.errors import ArtifactError, MissingArtifactError  # ArtifactError: importable here as before
+
 MANIFEST = "manifest.json"
 # Schema versions each artifact kind is written with; a reader refuses any other version.
 SCHEMA_VERSIONS: dict[str, int] = {
@@ -39,10 +41,6 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "ranker": 1,
     "report": 1,
 }
-
-
-class ArtifactError(RuntimeError):
-    """An input artifact is missing, incomplete, corrupted or of an unknown kind/version."""
 
 
 def package_version() -> str:
@@ -208,7 +206,7 @@ def read_manifest(directory: str | Path, kind: str | None = None) -> dict[str, A
     directory = Path(directory)
     path = directory / MANIFEST
     if not directory.exists():
-        raise ArtifactError(f"{directory}: artifact directory does not exist")
+        raise MissingArtifactError(f"{directory}: artifact directory does not exist")
     if not path.is_file():
         raise ArtifactError(
             f"{path}: manifest.json is missing, so {directory} is not a finished llm2ctr artifact "

@@ -21,13 +21,10 @@ import yaml
 
 from llm2ctr.ctr_finetune.config import CtrConfig
 from llm2ctr.data.config import DataConfig
+from llm2ctr.errors import ConfigError  # defined with the error vocabulary; importable here as before
 from llm2ctr.rag.config import RagConfig
 from llm2ctr.student.config import StudentConfig
 from llm2ctr.teacher.config import TeacherConfig
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be applied; the message says what to fix."""
 
 
 @dataclass
@@ -167,22 +164,75 @@ def _apply_mapping(obj: Any, mapping: dict[str, Any], where: str, prefix: str = 
             setattr(obj, key, _coerce(value, _resolve_type(owner, key), prefix + key, where))
 
 
+def _parse_raw(raw: str, tp: Any) -> Any:
+    """The override text as YAML, except that a string-typed key keeps digits as written ('007')."""
+    value = yaml.safe_load(raw) if raw != "" else ""
+    return raw if isinstance(value, (int, float)) and tp is str else value
+
+
+def _dict_type(tp: Any) -> tuple[Any, Any] | None:
+    """``(key type, value type)`` when ``tp`` is a dict (or an optional dict), else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next((a for a in typing.get_args(tp) if typing.get_origin(a) is dict or a is dict), tp)
+    if tp is not dict and typing.get_origin(tp) is not dict:
+        return None
+    args = typing.get_args(tp)
+    return (args[0], args[1]) if len(args) == 2 else (Any, Any)
+
+
+def _set_dict_entry(obj: Any, field_name: str, tp: Any, prefix: str, keys: list[str], raw: str, where: str) -> None:
+    """``field.k1.k2=value``: set one entry of a dict-valued field, keeping the others.
+
+    The entry is checked against the dict's value type (``label_map.E=x`` fails for ``dict[str, int]``);
+    deeper keys walk into nested mappings, creating them as needed.
+    """
+    dotted = ".".join([prefix, *keys])
+    key_type, value_type = _dict_type(tp) or (Any, Any)
+    if len(keys) > 1 and value_type is not Any and _dict_type(value_type) is None:
+        raise ConfigError(f"{where}: '{prefix}.{keys[0]}' is a single {getattr(value_type, '__name__', value_type)} "
+                          f"entry, not a mapping; cannot set '{dotted}'")
+    current = getattr(obj, field_name)
+    mapping = dict(current) if isinstance(current, dict) else {}
+    node = mapping
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            inner = ".".join([prefix, *keys[: depth + 1]])
+            raise ConfigError(f"{where}: '{inner}' is a value ({child!r}), not a mapping; cannot set '{dotted}'")
+        else:
+            child = node[key] = dict(child)
+        node = child
+    tp_leaf = value_type if len(keys) == 1 else Any
+    key = keys[-1] if key_type is str or key_type is Any else _coerce(keys[-1], key_type, dotted, where)
+    node[key] = _coerce(_parse_raw(raw, tp_leaf), tp_leaf, dotted, where)
+    setattr(obj, field_name, mapping)
+
+
 def apply_override(cfg: Any, dotted: str, raw: str, where: str = "command line") -> None:
-    """Apply one ``a.b.c=value`` override; the value is parsed as YAML (so 1e-4, true, [1,2] work)."""
+    """Apply one ``a.b.c=value`` override; the value is parsed as YAML (so 1e-4, true, [1,2] work).
+
+    A key below a dict-valued field sets one entry: ``data.ingest.column_map.query=search_term``.
+    """
     parts = dotted.split(".")
     obj = cfg
     for i, part in enumerate(parts):
         owner = type(obj)
         if part not in _valid_keys(owner):
             raise _unknown_key_error(".".join(parts[: i + 1]), owner, where)
+        tp = _resolve_type(owner, part)
         if i == len(parts) - 1:
             current = getattr(obj, part)
             if dataclasses.is_dataclass(current):
                 raise ConfigError(f"{where}: '{dotted}' is a section, not a value; set one of its keys")
-            value = yaml.safe_load(raw) if raw != "" else ""
-            if isinstance(value, (int, float)) and _resolve_type(owner, part) is str:
-                value = raw
-            setattr(obj, part, _coerce(value, _resolve_type(owner, part), dotted, where))
+            setattr(obj, part, _coerce(_parse_raw(raw, tp), tp, dotted, where))
+        elif _dict_type(tp) is not None and not dataclasses.is_dataclass(getattr(obj, part)):
+            if any(k == "" for k in parts[i + 1:]):
+                raise ConfigError(f"{where}: '{dotted}' has an empty key; expected e.g. "
+                                  f"{'.'.join(parts[: i + 1])}.KEY=value")
+            _set_dict_entry(obj, part, tp, ".".join(parts[: i + 1]), parts[i + 1:], raw, where)
+            return
         else:
             obj = getattr(obj, part)
             if not dataclasses.is_dataclass(obj):
@@ -211,15 +261,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return cfg
 
 
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
 def config_hash(section: Any) -> str:
     """Stable short hash of a config (section), used to decide whether a stage must re-run."""
     blob = json.dumps(dataclasses.asdict(section), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def dump_yaml(cfg: Any) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

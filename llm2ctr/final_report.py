@@ -1,6 +1,7 @@
 """One report for the whole pipeline: data summary, distillation table + speed ratio, ranker table.
 
-It only gathers what the stages wrote (student/eval, ctr/report, the pipeline's stamps) and adds
+It only gathers what the stages wrote (student/eval, ctr/report, the pipeline's records, which
+the pipeline passes in: this module does not import pipeline.py, which runs it) and adds
 one measurement of its own: student vs teacher encoding speed on the same pairs in the same
 process, because a speed ratio is only meaningful when both sides run on one machine at one time.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
@@ -22,12 +22,9 @@ from llm2ctr.data.store import load_pairs
 SPEED_PAIRS = 2000
 
 
-def _stamp_summary(cfg: Config, stage: str) -> dict[str, Any]:
-    path = Path(cfg.workdir) / ".pipeline" / f"{stage}.json"
-    if not path.is_file():
-        return {}
-    stamp = json.loads(path.read_text())
-    return {"seconds": stamp.get("seconds"), "summary": stamp.get("summary")}
+def _stamp_summary(records: dict[str, dict[str, Any]], stage: str) -> dict[str, Any]:
+    stamp = records.get(stage)
+    return {"seconds": stamp.get("seconds"), "summary": stamp.get("summary")} if stamp else {}
 
 
 def _time_it(fn, *args) -> float:
@@ -41,8 +38,7 @@ def measure_speed(cfg: Config, n: int = SPEED_PAIRS) -> dict[str, Any]:
     """Pairs/s of the student and of the teacher (hf backend) on the same test pairs, one process."""
     import torch
 
-    from llm2ctr.student.artifact import load_encoder, model_dir
-    from llm2ctr.student.tokenization import encode_pairs
+    from llm2ctr.student.artifact import encode_pairs, load_encoder, model_dir
 
     pairs = load_pairs(cfg.stage_dir("data", "pairs"))
     test = pairs.filter(pc.equal(pairs.column("split"), "test"))
@@ -60,8 +56,8 @@ def measure_speed(cfg: Config, n: int = SPEED_PAIRS) -> dict[str, Any]:
 
     result: dict[str, Any] = {"pairs": len(queries), "threads": torch.get_num_threads()}
     result["student_pairs_per_s"] = len(queries) / _time_it(student_encode)
-    if cfg.teacher.backend != "hf":
-        result["teacher_note"] = f"teacher backend '{cfg.teacher.backend}' is not timed here (hf only)"
+    if cfg.teacher.backend not in ("hf", "onnx"):
+        result["teacher_note"] = f"teacher backend '{cfg.teacher.backend}' is not timed here (hf and onnx only)"
         return result
     from llm2ctr.teacher.backends import make_backend
 
@@ -80,16 +76,24 @@ def measure_speed(cfg: Config, n: int = SPEED_PAIRS) -> dict[str, Any]:
     return result
 
 
-def write_final_report(cfg: Config) -> dict[str, Any]:
-    """Write ``{workdir}/report/`` (report.md, report.json, PNGs) from the stages' artifacts."""
-    student_eval = cfg.stage_dir("student", "eval")
-    ctr_report = cfg.stage_dir("ctr", "report")
-    read_manifest(student_eval, "student_eval")
-    read_manifest(ctr_report, "report")
+def write_final_report(cfg: Config, records: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write ``{workdir}/report/`` (report.md, report.json, PNGs) from the stages' artifacts.
+
+    ``records``: the pipeline's record of each finished stage (``llm2ctr.pipeline.read_records``),
+    for the data summary and the timings; without them those two sections are empty.
+    """
+    from llm2ctr.ctr_finetune import artifact as ranker
+    from llm2ctr.student.artifact import EVAL_KIND, eval_dir
+
+    records = records or {}
+    student_eval = eval_dir(cfg)
+    ctr_report = ranker.report_dir(cfg)
+    read_manifest(student_eval, EVAL_KIND)
+    read_manifest(ctr_report, ranker.REPORT_KIND)
     eval_json = json.loads((student_eval / "eval.json").read_text())
     speed = measure_speed(cfg)
 
-    data = {s: _stamp_summary(cfg, s) for s in ("pairs", "simulate", "history")}
+    data = {s: _stamp_summary(records, s) for s in ("pairs", "simulate", "history")}
     lines = [
         "# llm2ctr pipeline report",
         "",
@@ -120,24 +124,21 @@ def write_final_report(cfg: Config) -> dict[str, Any]:
         ]
     else:
         lines += ["", speed["teacher_note"]]
-    ranker_md = (ctr_report / "report.md").read_text()
+    ranker_md = (ctr_report / ranker.REPORT_MD).read_text()
     ranker_md = "\n".join(("#" + ln) if ln.startswith("#") else ln for ln in ranker_md.splitlines())
-    study = cfg.stage_dir("ctr", "study")
-    if (study / "study.md").is_file():  # the seeded study: the ranker's headline table
-        study_md = (study / "study.md").read_text().split("\n", 1)[-1]
+    study = ranker.study_dir(cfg)
+    if (study / ranker.STUDY_MD).is_file():  # the seeded study: the ranker's headline table
+        study_md = (study / ranker.STUDY_MD).read_text().split("\n", 1)[-1]
         study_md = "\n".join(("##" + ln) if ln.startswith("#") else ln for ln in study_md.splitlines())
         lines += ["", "## Ranker study (seeds and 95% intervals)", "", study_md.strip()]
     lines += ["", "## Ranker (first seed, per segment)", "", ranker_md]
-    timings = {
-        p.stem: json.loads(p.read_text()).get("seconds")
-        for p in sorted((Path(cfg.workdir) / ".pipeline").glob("*.json"))
-    }
+    timings = {name: record.get("seconds") for name, record in records.items()}
     lines += ["", "## Stage timings (last run of each stage, seconds)", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in timings.items()]
 
     out = cfg.stage_dir("report")
     with atomic_dir(out) as tmp:
-        for png in [*ctr_report.glob("*.png"), *study.glob("study.png")]:
+        for png in [*ctr_report.glob("*.png"), *study.glob(ranker.STUDY_PNG)]:
             shutil.copy2(png, tmp / png.name)
         if (student_eval / "distillation.png").is_file():
             shutil.copy2(student_eval / "distillation.png", tmp / "distillation.png")

@@ -1,9 +1,10 @@
 """``llm2ctr pipeline run``: every stage in order, each skipped when nothing it depends on changed.
 
-A stage is up to date when its stamp (``{workdir}/.pipeline/<stage>.json``) records the same
-config hash and the same input content hashes as now, and its outputs still carry the content
-hashes it wrote. Stamps are written only after a stage finished, so a killed pipeline re-runs
-the interrupted stage (which itself resumes where the stage supports it) and skips the rest.
+A stage is up to date when its stamp (``{workdir}/.pipeline/<stage>.json``, :func:`record_path`)
+records the same config hash and the same input content hashes as now, and its outputs still
+carry the content hashes it wrote. Stamps are written only after a stage finished, so a killed
+pipeline re-runs the interrupted stage (which itself resumes where the stage supports it) and
+skips the rest.
 """
 
 from __future__ import annotations
@@ -21,8 +22,21 @@ from typing import Any
 
 from llm2ctr.artifacts import ArtifactError, atomic_write_json, hash_files, read_manifest
 from llm2ctr.config import Config
+from llm2ctr.ctr_finetune import artifact as ranker
 
 log = logging.getLogger(__name__)
+RECORDS_DIR = ".pipeline"
+
+
+def record_path(cfg: Config, stage_name: str) -> Path:
+    """Where the pipeline records a finished stage (config hash, input/output hashes, seconds, summary)."""
+    return Path(cfg.workdir) / RECORDS_DIR / f"{stage_name}.json"
+
+
+def read_records(cfg: Config) -> dict[str, dict[str, Any]]:
+    """Every finished stage's record, by stage name (sorted by name); what the final report quotes."""
+    folder = Path(cfg.workdir) / RECORDS_DIR
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
 
 def _section(cfg: Config, dotted: str) -> Any:
@@ -99,7 +113,7 @@ _run_student_eval = _job("llm2ctr.student.jobs", "run_eval")
 _run_ctr_train = _job("llm2ctr.ctr_finetune.jobs", "run_train", models=lambda cfg: cfg.pipeline.ctr_models or None)
 _run_ctr_report = _job("llm2ctr.ctr_finetune.jobs", "run_report")
 _run_ctr_study = _job("llm2ctr.ctr_finetune.study", "run_study")
-_run_final_report = _job("llm2ctr.final_report", "write_final_report")
+_run_final_report = _job("llm2ctr.final_report", "write_final_report", records=lambda cfg: read_records(cfg))
 
 
 @dataclass(frozen=True)
@@ -156,22 +170,18 @@ STAGES: tuple[Stage, ...] = (
           ("student/model", "teacher/embeddings", "teacher/plain_embeddings"),
           ("student/eval",), "distillation table: lexical baselines, teacher probes, students over seeds"),
     Stage("ctr_train", _run_ctr_train, ("ctr", "pipeline.ctr_models"),
-          ("data/events", "data/counterfactual", "data/history", "student/model"), ("ctr/models",),
+          ("data/events", "data/counterfactual", "data/history", "student/model"), (ranker.MODELS,),
           "PRECTR-V2, baselines and ablations"),
-    Stage("ctr_study", _run_ctr_study, ("ctr",), ("ctr/models", "data/ground_truth"), ("ctr/study",),
+    Stage("ctr_study", _run_ctr_study, ("ctr",), (ranker.MODELS, "data/ground_truth"), (ranker.STUDY,),
           "the ranker over ctr.study_seeds seeds: every claim with a 95% interval, oracle gain and control"),
-    Stage("ctr_report", _run_ctr_report, ("ctr",), ("ctr/models", "ctr/study", "data/ground_truth"), ("ctr/report",),
+    Stage("ctr_report", _run_ctr_report, ("ctr",), (ranker.MODELS, ranker.STUDY, "data/ground_truth"), (ranker.REPORT,),
           "ranker report + ground-truth checks"),
-    Stage("report", _run_final_report, (), ("student/eval", "ctr/report", "ctr/study"), ("report",),
+    Stage("report", _run_final_report, (), ("student/eval", ranker.REPORT, ranker.STUDY), ("report",),
           "one report for the whole pipeline"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # outputs that are folders of artifacts (one manifest per member) rather than one artifact
-COLLECTIONS = frozenset({"ctr/models"})
-
-
-def _stamp_path(cfg: Config, stage: Stage) -> Path:
-    return Path(cfg.workdir) / ".pipeline" / f"{stage.name}.json"
+COLLECTIONS = frozenset({ranker.MODELS})
 
 
 def _content_hash(workdir: Path, rel: str) -> str | None:
@@ -193,7 +203,7 @@ def _config_hash(cfg: Config, stage: Stage) -> str:
 def stage_state(cfg: Config, stage: Stage) -> tuple[bool, str]:
     """(up_to_date, reason) for one stage."""
     workdir = Path(cfg.workdir)
-    stamp_file = _stamp_path(cfg, stage)
+    stamp_file = record_path(cfg, stage.name)
     if not stamp_file.is_file():
         return False, "never run"
     stamp = json.loads(stamp_file.read_text())
@@ -241,7 +251,7 @@ def run_pipeline(cfg: Config, only: list[str] | None = None, force: bool = False
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "summary": summary,
         }
-        atomic_write_json(_stamp_path(cfg, stage), stamp)
+        atomic_write_json(record_path(cfg, stage.name), stamp)
         print(f"[pipeline] {stage.name:<22} done in {seconds:.1f}s", flush=True)
         results[stage.name] = summary
     print(f"[pipeline] finished in {time.perf_counter() - t_all:.1f}s; workdir {workdir}", flush=True)

@@ -47,3 +47,40 @@ def test_config_hash_changes_with_values():
     a, b = load_config(), load_config(None, ["student.epochs=99"])
     assert config_hash(a.student) != config_hash(b.student)
     assert config_hash(a.data) == config_hash(b.data)
+
+
+def test_dotted_override_into_a_dict_field_sets_one_entry(tmp_path: Path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  ingest:\n    column_map: {item_text: product_title}\n    label_map: {E: 4}\n")
+    cfg = load_config(f, ["data.ingest.column_map.query=search_term", "data.ingest.label_map.S=3",
+                          "data.ingest.column_map.rsl=007"])
+    assert cfg.data.ingest.column_map == {"item_text": "product_title", "query": "search_term", "rsl": "007"}
+    assert cfg.data.ingest.label_map == {"E": 4, "S": 3}  # the value type (int) is applied
+    cfg = load_config(f, ["data.ingest.column_map.item_text=title"])  # updates an entry
+    assert cfg.data.ingest.column_map == {"item_text": "title"}
+    assert load_config().data.ingest.column_map == {}  # the default dict is not shared
+
+
+def test_dotted_override_into_a_dict_keeps_type_checks_and_clear_typos():
+    with pytest.raises(ConfigError, match="'data.ingest.label_map.E' expects an integer, got 'x'"):
+        load_config(None, ["data.ingest.label_map.E=x"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.ingest.colum_map' in section 'ImportConfig'. "
+                                          r"Did you mean 'column_map'\? Valid keys: format, encoding, column_map"):
+        load_config(None, ["data.ingest.colum_map.query=search_term"])
+    with pytest.raises(ConfigError, match=r"'data.ingest.column_map.query' is a single str entry, not a mapping"):
+        load_config(None, ["data.ingest.column_map.query.x=1"])
+    with pytest.raises(ConfigError, match="'data.ingest.encoding' is a value, not a section"):
+        load_config(None, ["data.ingest.encoding.x=1"])
+
+
+def test_pipeline_run_command_line_sets_a_column_map_entry(tmp_path: Path):
+    from llm2ctr.cli import build_parser
+    from llm2ctr.cli.common import config_from_args
+
+    f = tmp_path / "real.yaml"
+    f.write_text("pipeline:\n  pairs_source: train.csv\ndata:\n  ingest:\n    column_map: {rsl: relevance}\n")
+    args = build_parser().parse_args(["pipeline", "run", "--config", str(f),
+                                      "data.ingest.column_map.query=search_term"])
+    cfg = config_from_args(args)
+    assert cfg.data.ingest.column_map == {"rsl": "relevance", "query": "search_term"}
+    assert cfg.pipeline.pairs_source == "train.csv"

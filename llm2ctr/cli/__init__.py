@@ -1,7 +1,8 @@
 """The ``llm2ctr`` command: ``llm2ctr <stage> <verb> [--config FILE] [key=value ...]``.
 
 Thin on purpose: each stage module under ``llm2ctr/cli/`` only parses arguments and calls
-stage functions. Errors a user can fix are printed as one clear message with exit code 2.
+stage functions. Errors a user can fix are printed as one clear message with exit code 2
+(``cli/common.run_guarded``, the one place that maps errors to exit codes).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 
 from llm2ctr import __version__
 from llm2ctr.cli import ctr, data, pipeline, rag, student, teacher
-from llm2ctr.cli.common import UserError, run_guarded
+from llm2ctr.cli.common import EXIT_CODES, UserError, run_guarded
 
 GROUPS = {
     "data": (data, "import, validate, split, synthesise and simulate data"),
@@ -27,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm2ctr",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Every command takes --config FILE.yaml and key=value overrides "
-        "(e.g. student.epochs=3). See README.md for recipes.",
+        epilog="Every command takes --config FILE.yaml and key=value overrides (e.g. student.epochs=3).\n"
+        "See README.md for recipes.\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"llm2ctr {__version__}")
     groups = parser.add_subparsers(dest="group", metavar="<stage>")

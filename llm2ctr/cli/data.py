@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from llm2ctr.cli import data_ingest, data_world
+from llm2ctr.cli.data_ingest import register as register_ingest
+from llm2ctr.cli.data_world import register as register_world
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
-    data_ingest.register(verbs)
-    data_world.register(verbs)
+    # imported by module path, not `from llm2ctr.cli import ...`: cli/__init__.py imports this module
+    register_ingest(verbs)
+    register_world(verbs)

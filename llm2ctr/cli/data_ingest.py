@@ -14,8 +14,10 @@ examples:
   llm2ctr data import train.csv --map query=search_term,item_text=product_title,rsl=relevance
   llm2ctr data import esci.parquet --label-scale esci --on-bad-rows skip --rejects bad.csv
   llm2ctr data import grades.tsv --label-scale int data.ingest.label_range=[0,10]
+  llm2ctr data import train.csv.gz --label-scale continuous --label-range 1,3
 
 Flags override data.ingest.* from --config; key=value overrides may come anywhere.
+Compressed files (.gz .bz2 .xz .zst) are read as they are; the format comes from the inner extension.
 Bad rows are refused by default (exit 2, a summary per reason); see docs/data-import.md.
 """
 
@@ -51,13 +53,17 @@ def _source_first(p: argparse.ArgumentParser, help_text: str) -> None:
 
 def _reading_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["auto", "csv", "tsv", "parquet", "jsonl", "hf"],
-                   help="input format (default: from the extension; a folder = saved HF dataset)")
+                   help="input format (default: from the extension, looking through .gz/.bz2/.xz/.zst; "
+                   "a folder = saved HF dataset)")
     p.add_argument("--encoding", help="text encoding of CSV/TSV/JSONL (default utf-8; e.g. cp1252, latin-1)")
     p.add_argument("--map", dest="column_map", metavar="OURS=THEIRS,...",
                    help="column mapping, e.g. query=search_term,item_text=product_title,rsl=relevance")
     p.add_argument("--label-scale", choices=["auto", "int", "continuous", "esci", "map"],
                    help="how labels become rsl 1..4 (default auto: detected from the values and logged)")
     p.add_argument("--label-map", metavar="VALUE=LEVEL,...", help="explicit labels, e.g. 'E=4,S=3,C=2,I=1'")
+    p.add_argument("--label-range", metavar="LOW,HIGH",
+                   help="range of the label scale; outside it a label is a bad row (default: 1,4 for integers, "
+                   "0,3 if the data use it; 1,3 for continuous)")
     p.add_argument("--max-text-chars", type=int, help="longest accepted query/item text (default 2000)")
     p.add_argument("--rejects", metavar="FILE.csv", help="where to list bad rows (row, column, value, reason)")
 
@@ -83,6 +89,8 @@ def _config(args: argparse.Namespace) -> Config:
             ing.label_map = parse_label_map(args.label_map)
         except LabelConfigError as exc:
             raise UserError(f"--label-map: {exc}") from None
+    if args.label_range:
+        ing.label_range = _label_range(args.label_range)
     if args.max_text_chars is not None:
         ing.max_text_chars = args.max_text_chars
     if args.rejects:
@@ -90,6 +98,20 @@ def _config(args: argparse.Namespace) -> Config:
     if getattr(args, "on_bad_rows", None):
         ing.on_bad_rows = args.on_bad_rows
     return cfg
+
+
+def _label_range(spec: str) -> list[float]:
+    """``'1,3'`` or ``'[1, 3]'`` -> ``[1.0, 3.0]``; the order and the bins are checked with the other options."""
+    from llm2ctr.cli.common import UserError
+
+    parts = [p.strip() for p in spec.strip().strip("[]").split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 2:
+        raise UserError(f"--label-range '{spec}': expected two numbers LOW,HIGH, e.g. --label-range 1,3")
+    return values
 
 
 def _print(summary: dict) -> None:
@@ -136,7 +158,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         description="Read SOURCE, validate every row, map labels to rsl 1..4, split by query and save a "
         "pairs artifact (default {workdir}/data/pairs).\n\n" + _IMPORT_EPILOG,
     )
-    _source_first(p, "the file (.csv .tsv .parquet .jsonl) or saved HF dataset folder")
+    _source_first(p, "the file (.csv .tsv .parquet .jsonl, optionally .gz .bz2 .xz .zst) or saved HF dataset folder")
     p.add_argument("--out", metavar="DIR", help="output folder (default {workdir}/data/pairs)")
     _reading_flags(p)
     p.add_argument("--on-bad-rows", choices=["error", "skip"],

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from llm2ctr.cli.common import UserError, add_command, config_from_args
+from llm2ctr.cli.common import add_command, config_from_args
 
 VARIANTS = ("sft", "kd", "mse", "sft+kd", "sft+mse", "kd+mse", "sft+kd+mse")  # llm2ctr.student.losses.VARIANTS
 
@@ -57,11 +57,8 @@ def _export(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from llm2ctr.student.jobs import run_push
 
-    try:
-        res = run_push(config_from_args(args), args.repo_id, folder=args.folder, private=args.private,
-                       dry_run=args.dry_run)
-    except PermissionError as exc:
-        raise UserError(str(exc)) from None
+    res = run_push(config_from_args(args), args.repo_id, folder=args.folder, private=args.private,
+                   dry_run=args.dry_run)
     if args.dry_run:
         print(f"would upload {len(res['files'])} files from {res['folder']} to {args.repo_id}"
               f" ({'private' if args.private else 'public'}):")

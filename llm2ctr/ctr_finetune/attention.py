@@ -33,13 +33,19 @@ class TargetAttention(nn.Module):
         v: torch.Tensor,
         mask: torch.Tensor,
         bias: torch.Tensor | None = None,
+        projected: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The attended vector and the head-averaged attention weights [B, L]."""
+        """The attended vector and the head-averaged attention weights [B, L].
+
+        ``projected``: k and v are already mapped by ``self.k`` / ``self.v`` (see :meth:`project_rows`).
+        """
         b, length, _ = k.shape
         h, dh = self.heads, self.dim // self.heads
         qh = self.q(q).view(b, h, 1, dh)
-        kh = self.k(k).view(b, length, h, dh).transpose(1, 2)
-        vh = self.v(v).view(b, length, h, dh).transpose(1, 2)
+        if not projected:
+            k, v = self.k(k), self.v(v)
+        kh = k.reshape(b, length, h, dh).transpose(1, 2)
+        vh = v.reshape(b, length, h, dh).transpose(1, 2)
         scores = (qh @ kh.transpose(-1, -2)).squeeze(2) / math.sqrt(dh)  # [B, h, L]
         if bias is not None:
             scores = scores + bias[:, None, :]
@@ -48,3 +54,11 @@ class TargetAttention(nn.Module):
         ctx = (w.unsqueeze(2) @ vh).reshape(b, self.dim)
         has_any = mask.any(dim=1, keepdim=True).to(ctx.dtype)
         return self.out(ctx) * has_any, w.mean(1)
+
+
+def project_rows(linear: nn.Linear, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``linear(table[rows])`` computed once per distinct row: a behaviour sequence of B x L positions
+    repeats a few thousand pairs, so projecting those and gathering is ~10x less work (measured on
+    the quickstart ranker: docs/ranker.md). Exact up to float summation order."""
+    uniq, inv = torch.unique(rows, return_inverse=True)
+    return linear(table[uniq])[inv]

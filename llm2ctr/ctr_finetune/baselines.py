@@ -2,7 +2,7 @@
 
 Every model takes the same batch and returns at least ``{"logit": [B]}``; PRECTR variants add
 the factored probability, tau, the gate and the RSL logits. All of them see the lexical match
-features (they are cheap and strong), only PRECTR variants see the text encoder.
+features (they are cheap and strong); PRECTR variants and QIN (qin.py) see the text encoder.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from llm2ctr.ctr_finetune.attention import TargetAttention
 from llm2ctr.ctr_finetune.features import FeatureSpec
 from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs, mlp
 from llm2ctr.ctr_finetune.prectr import PrectrV2
+from llm2ctr.ctr_finetune.qformer import LongHistoryTower
+from llm2ctr.ctr_finetune.qin import QIN
 from llm2ctr.ctr_finetune.registry import DEFAULT_SUITE, REGISTRY, ModelSpec, get_spec
+from llm2ctr.errors import ArtifactError
 
 __all__ = ["DEFAULT_SUITE", "REGISTRY", "ModelSpec", "build_model", "get_spec"]
 
@@ -116,8 +119,17 @@ def build_model(
         return WideDeep(ctx, fspec, cfg.sparse_dim, hidden, lex)
     if spec.kind == "din":
         return DIN(ctx, fspec, cfg.sparse_dim, hidden, cfg.attn_dim, lex)
+    if spec.kind == "qin":
+        return QIN(ctx, fspec, cfg.sparse_dim, hidden, cfg.attn_dim, cfg.qin_top_k, lex)
     if spec.kind == "prectr":
         live = spec.encoder in ("finetune", "random") and not cfg.freeze_encoder
+        tower = None
+        if spec.long_history:
+            if not ctx.has("beh_pidx"):
+                raise ArtifactError(f"model {spec.name} reads the behaviour log (features/behaviours.safetensors), "
+                                 "which these features lack; re-run `llm2ctr ctr train` to rebuild them")
+            tower = LongHistoryTower(ctx.text_dim, cfg.attn_dim, cfg.long_history_len, cfg.long_history_queries,
+                                     cfg.attn_heads)
         return PrectrV2(
             ctx,
             fspec,
@@ -128,5 +140,6 @@ def build_model(
             use_cross=spec.use_cross,
             encoder=encoder if live else None,
             lexical=lex,
+            user_tower=tower,
         )
     raise ValueError(f"model {spec.name}: unknown kind {spec.kind!r}")

@@ -32,6 +32,20 @@ class CtrConfig:
     debias_truncation: str = "sample"  # sample: per pair f(x+) < threshold | batch: the paper's batch mean
     debias_rsl_p1: float = 0.2  # u < p1 -> rsl 1
     debias_rsl_p2: float = 0.6  # p1 <= u < p2 -> rsl 2, else 3
+    # which exposure debias the debiasing models use: prectr (the paper's synthetic lower-relevance
+    # negatives) | hccp (hybrid samples + Margin InfoNCE, ctr_finetune/hccp.py) | none
+    debias: str = "prectr"
+    hybrid_negatives: int = 8  # HCCP: negatives per click (unexposed candidates + lower-relevance exposed)
+    hccp_margin: float = 0.5  # HCCP: added to every negative's logit inside the InfoNCE softmax
+    hccp_temperature: float = 1.0  # HCCP: logits are divided by this before the softmax
+    # HCCP: weight of the Margin InfoNCE term next to the click BCE. Chosen on validation AUC among 0.02 / 0.1 /
+    # 0.5 (seed 0, quickstart world: 0.7575 / 0.7271 / see docs/ranker.md); 0.1 cost 0.04 exposed AUC
+    hccp_weight: float = 0.02
+    # long-history user tower (prectr_v2_longhist): behaviours read per impression, learned query tokens
+    long_history_len: int = 200
+    long_history_queries: int = 8
+    # QIN: behaviours kept by the sparse target attention (top-k by relevance to the target)
+    qin_top_k: int = 8
     freeze_encoder: bool = False
     # share of training steps that read r_target from the cache before the encoder is unfrozen
     # (0 = fine-tune from the first step, the paper; 0.75 = last quarter only, 4x cheaper)

@@ -81,6 +81,7 @@ class PairFeatures:
     lexical: np.ndarray  # [P, n_lex] float32, standardised
     rsl: np.ndarray  # [P] int64, 0 = unlabelled
     category: np.ndarray  # [P] int64 code of the pair's category
+    item_ids: list[str] = field(default_factory=list)  # [P] the pair's item id
 
     @property
     def n(self) -> int:
@@ -111,6 +112,7 @@ def build_pair_features(pairs: pa.Table, buckets: int, k1: float = 1.2, b: float
         rsl=rsl,
         category=pd.factorize(pd.Series(pairs.column("category").to_pylist(), dtype=object), sort=True)[0]
         .astype(np.int64),
+        item_ids=[str(i) for i in pairs.column("item_id").to_pylist()],
     )
 
 
@@ -127,15 +129,6 @@ def make_spec(events: pa.Table, cfg_buckets: int, hist_len: int, cross_len: int,
         means.append(float(col.mean()) if col.size else 0.0)
         stds.append(float(col.std()) + 1e-6 if col.size else 1.0)
     return FeatureSpec(sparse, numeric, means, stds, cfg_buckets, hist_len, cross_len)
-
-
-def _pad_lists(arr: pa.ChunkedArray | pa.Array, rows: np.ndarray, width: int, fill, tail: bool) -> np.ndarray:
-    """Rows of a list column as a [len(rows), width] matrix; ``tail`` keeps the last items."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    offsets = arr.offsets.to_numpy()
-    values = arr.values.to_numpy(zero_copy_only=False)
-    return pad_from_offsets(offsets, values, rows, width, fill, tail)
 
 
 def pad_from_offsets(

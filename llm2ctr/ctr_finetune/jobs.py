@@ -20,10 +20,13 @@ import torch
 from safetensors.torch import save_file
 
 from llm2ctr.artifacts import atomic_dir, atomic_write_json, is_up_to_date, read_manifest, write_manifest
+from llm2ctr.ctr_finetune import artifact as ranker
 from llm2ctr.ctr_finetune.baselines import DEFAULT_SUITE, REGISTRY, ModelSpec, build_model, get_spec
 from llm2ctr.ctr_finetune.debias import active_share_by_epoch
 from llm2ctr.ctr_finetune.prepare import Prepared, make_context, prepare, student_dir, text_cache
+from llm2ctr.ctr_finetune.registry import debias_method
 from llm2ctr.ctr_finetune.trainer import predict, state_tensors, train
+from llm2ctr.errors import ConfigError, InputError, MissingArtifactError
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +35,28 @@ def _hash_obj(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-EVAL_SETS = {"test": "exposed", "cf_test": "counterfactual"}
 
 
 def resolve_models(cfg, models: list[str] | None) -> list[str]:
     names = list(models or cfg.ctr.models or DEFAULT_SUITE)
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown ranker model(s) {unknown}; known: {', '.join(REGISTRY)}")
+        raise InputError(f"unknown ranker model(s) {unknown}; known: {', '.join(REGISTRY)}")
     return names
 
 
 def _model_config(cfg, spec: ModelSpec) -> dict:
     c = dataclasses.asdict(cfg.ctr)
-    for k in ("models", "time_budget_s", "hub_repo", "calibrate"):
+    # how the run is organised, not what it learns (num_threads: the same weights up to float summation order)
+    for k in ("models", "time_budget_s", "hub_repo", "calibrate", "num_threads", "study_models", "study_seeds",
+              "study_bootstrap"):
+        c.pop(k, None)
+    # options of other models stay out of this model's hash (changing them must not retrain it)
+    unused = [] if spec.kind == "qin" else ["qin_top_k"]
+    unused += [] if spec.long_history else ["long_history_len", "long_history_queries"]
+    if debias_method(spec, cfg.ctr.debias) != "hccp":
+        unused += ["hccp_margin", "hccp_temperature", "hccp_weight"]
+    for k in unused:
         c.pop(k, None)
     return {"model": dataclasses.asdict(spec), "ctr": c}
 
@@ -72,10 +83,10 @@ def _fit_temperature(logit: np.ndarray, y: np.ndarray) -> float:
 def check_trainable(prepared: Prepared, spec: ModelSpec) -> None:
     """Controls need the simulator's truth; say so instead of training on NaN or a missing file."""
     if not prepared.has(spec.train_set):
-        raise ValueError(f"model {spec.name} trains on {spec.train_set!r}, which this log does not have "
+        raise InputError(f"model {spec.name} trains on {spec.train_set!r}, which this log does not have "
                          "(it needs the click simulator's exploration slates: data.simulate.random_slate_share > 0)")
     if spec.oracle and not np.isfinite(prepared.reader("valid").column("sens_true")).all():
-        raise ValueError(f"model {spec.name} reads the true relevance sensitivity, which only a simulated log "
+        raise InputError(f"model {spec.name} reads the true relevance sensitivity, which only a simulated log "
                          "has ({workdir}/data/ground_truth); leave it out on real data")
 
 
@@ -97,8 +108,8 @@ def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: TextContexts, 
 
     ``root`` defaults to ``{workdir}/ctr``; the seeded study passes one root per extra seed.
     """
-    root = Path(root) if root is not None else cfg.stage_dir("ctr")
-    out, work = root / "models" / spec.name, root / "work" / spec.name
+    root = Path(root) if root is not None else ranker.root(cfg)
+    out, work = ranker.model_dir(root, spec.name), ranker.work_dir(root, spec.name)
     check_trainable(prepared, spec)
     mcfg = _model_config(cfg, spec)
     inputs = {"features": prepared.directory}
@@ -126,8 +137,8 @@ def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: TextContexts, 
     model.init_output_bias(base_rate_logit(train_reader))
     valid = prepared.reader("valid") if prepared.has("valid") and prepared.counts.get("valid", 0) > 0 else None
     summary = train(model, spec, train_reader, cfg.ctr, work, progress=progress, valid=valid)
-    if spec.debias:  # how often the truncation let the pairwise term act, per epoch (docs/ranker.md)
-        lines = [json.loads(ln) for ln in (work / "train_log.jsonl").read_text().splitlines() if ln.strip()]
+    if debias_method(spec, cfg.ctr.debias) == "prectr":  # how often the truncation let the pairwise term act, per epoch (docs/ranker.md)
+        lines = [json.loads(ln) for ln in (work / ranker.TRAIN_LOG).read_text().splitlines() if ln.strip()]
         summary["debias_active_share_by_epoch"] = active_share_by_epoch(lines)
     preds = {}
     t0 = time.perf_counter()
@@ -140,11 +151,11 @@ def train_one(cfg, prepared: Prepared, spec: ModelSpec, contexts: TextContexts, 
         temperature = _fit_temperature(preds["valid"]["logit"], prepared.reader("valid").column("label"))
     summary["temperature"] = temperature
     with atomic_dir(out) as tmp:
-        save_file(state_tensors(model), str(tmp / "model.safetensors"))
-        atomic_write_json(tmp / "model.json", {**mcfg, "feature_spec": dataclasses.asdict(prepared.spec), "temperature": temperature})
+        save_file(state_tensors(model), str(tmp / ranker.WEIGHTS_FILE))
+        atomic_write_json(tmp / ranker.MODEL_FILE, {**mcfg, "feature_spec": dataclasses.asdict(prepared.spec), "temperature": temperature})
         for name, p in preds.items():
-            np.savez(tmp / f"pred_{name}.npz", **p)
-        shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
+            np.savez(tmp / ranker.pred_file(name), **p)
+        shutil.copy(work / ranker.TRAIN_LOG, tmp / ranker.TRAIN_LOG)
         write_manifest(tmp, kind="ranker", stage="ctr_finetune", config=mcfg, inputs=inputs,
                        counts={k: int(v) for k, v in prepared.counts.items()}, summary=summary, role="model")
     return summary
@@ -180,8 +191,8 @@ def _segments(n_hist: np.ndarray, cold_max: int) -> dict[str, np.ndarray]:
 
 
 def trained_models(cfg) -> list[str]:
-    root = cfg.stage_dir("ctr", "models")
-    names = [p.name for p in sorted(root.iterdir()) if (p / "manifest.json").is_file()] if root.is_dir() else []
+    """The configured seed's trained models, in registry order."""
+    names = ranker.trained_models(ranker.root(cfg))
     order = {n: i for i, n in enumerate(REGISTRY)}
     return sorted(names, key=lambda n: order.get(n, len(order)))
 
@@ -193,32 +204,30 @@ def run_eval(cfg) -> dict:
     prepared = prepare(cfg)
     names = trained_models(cfg)
     if not names:
-        raise FileNotFoundError(f"{cfg.stage_dir('ctr', 'models')}: no trained ranker models; run `llm2ctr ctr train` first")
+        raise MissingArtifactError(f"{ranker.models_dir(ranker.root(cfg))}: no trained ranker models; run `llm2ctr ctr train` first")
     results: dict = {}
     calibration: dict = {}
-    for set_name, label in EVAL_SETS.items():
+    for label, set_name in ranker.EVAL_SETS.items():
         if not prepared.has(set_name):
             continue
         reader = prepared.reader(set_name)
         y, users = reader.column("label"), reader.column("user_code")
         segs = _segments(reader.column("n_hist"), cfg.ctr.cold_start_max_hist)
         for name in names:
-            mdir = cfg.stage_dir("ctr", "models", name)
-            pred_path = mdir / f"pred_{set_name}.npz"
-            if not pred_path.is_file():
+            mdir = ranker.model_dir(ranker.root(cfg), name)
+            if not ranker.has_predictions(mdir, set_name):
                 continue
-            pred = np.load(pred_path)
-            temp = json.loads((mdir / "model.json").read_text()).get("temperature", 1.0)
-            p_raw = 1.0 / (1.0 + np.exp(-pred["logit"].astype(np.float64)))
-            p_cal = 1.0 / (1.0 + np.exp(-pred["logit"].astype(np.float64) / temp))
+            temp = ranker.temperature(mdir)
+            p_raw = 1.0 / (1.0 + np.exp(-ranker.load_logits(mdir, set_name)))
+            p_cal = ranker.calibrated_probability(mdir, set_name)
             results.setdefault(name, {})[label] = evaluate_segments(y, p_cal, users, segs)
             raw = evaluate(y, p_raw, users)
             calibration.setdefault(name, {})[label] = {
                 "temperature": temp, "pcoc_before": raw["pcoc"], "pcoc_after": results[name][label]["all"]["pcoc"],
             }
-    out = cfg.stage_dir("ctr", "eval")
+    out = ranker.eval_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "results.json", {"results": results, "calibration": calibration})
+    atomic_write_json(out / ranker.RESULTS_FILE, {"results": results, "calibration": calibration})
     return {"results": results, "calibration": calibration}
 
 
@@ -226,17 +235,15 @@ def _exposed_predictions(cfg) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(y, calibrated p) on the exposed test set per model, for the calibration plot."""
     from llm2ctr.ctr_finetune.features import FeatureReader
 
-    path = cfg.stage_dir("ctr", "features", "test.arrow")
+    path = ranker.features_dir(cfg) / "test.arrow"
     if not path.is_file():
         return {}
     y = FeatureReader(path).column("label")
     out = {}
     for name in trained_models(cfg):
-        mdir = cfg.stage_dir("ctr", "models", name)
-        if (mdir / "pred_test.npz").is_file():
-            temp = json.loads((mdir / "model.json").read_text()).get("temperature", 1.0)
-            logit = np.load(mdir / "pred_test.npz")["logit"].astype(np.float64)
-            out[name] = (y, 1.0 / (1.0 + np.exp(-logit / temp)))
+        mdir = ranker.model_dir(ranker.root(cfg), name)
+        if ranker.has_predictions(mdir, "test"):
+            out[name] = (y, ranker.calibrated_probability(mdir, "test"))
     return out
 
 
@@ -249,19 +256,19 @@ def run_report(cfg) -> dict:
     checks, checks_md = verify(cfg, prepare(cfg), trained_models(cfg))
     throughput = ["| model | steps | samples/s | train s | temperature | PCOC before → after (exposed) |", "|---|---:|---:|---:|---:|---|"]
     for name in trained_models(cfg):
-        s = read_manifest(cfg.stage_dir("ctr", "models", name))["summary"]
+        s = ranker.load_model_manifest(ranker.model_dir(ranker.root(cfg), name))["summary"]
         cal = ev["calibration"].get(name, {}).get("exposed", {})
         throughput.append(
             f"| {name} | {s['steps']} | {s['samples_per_s']} | {s['train_seconds']} | {s['temperature']:.3f} | "
             f"{cal.get('pcoc_before', float('nan')):.3f} → {cal.get('pcoc_after', float('nan')):.3f} |"
         )
-    out = cfg.stage_dir("ctr", "report")
+    out = ranker.report_dir(cfg)
     baseline = next((b for b in ("wide_deep", "lr") if b in ev["results"]), None)
     written = write_report(
         ev["results"], out,
         extra_sections={"Checks": checks_md, "Training and calibration": "\n".join(throughput)},
         baseline=baseline, predictions=_exposed_predictions(cfg), config=cfg.ctr,
-        inputs={"features": cfg.stage_dir("ctr", "features")},
+        inputs={"features": ranker.features_dir(cfg)},
     )
     atomic_write_json(out / "checks.json", {"checks": checks, "calibration": ev["calibration"]})
     return {"report": str(out), "checks": checks, "written": written}
@@ -269,13 +276,13 @@ def run_report(cfg) -> dict:
 
 def push(cfg, model: str, repo: str, dry_run: bool = False, private: bool = False) -> dict:
     """Upload ``ctr/models/<model>`` to the Hub (token from HF_TOKEN); ``dry_run`` lists files only."""
-    folder = cfg.stage_dir("ctr", "models", model)
+    folder = ranker.model_dir(ranker.root(cfg), model)
     read_manifest(folder, "ranker")
     files = sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
     if dry_run:
         return {"repo": repo, "folder": str(folder), "files": files, "uploaded": False}
     if not repo:
-        raise ValueError("no hub repo: pass --repo or set ctr.hub_repo")
+        raise ConfigError("no hub repo: pass --repo or set ctr.hub_repo")
     from huggingface_hub import HfApi
 
     api = HfApi()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm2ctr.ctr_finetune.attention import TargetAttention
+from llm2ctr.ctr_finetune.attention import TargetAttention, project_rows
 from llm2ctr.ctr_finetune.base import BaseModule
 from llm2ctr.ctr_finetune.features import FeatureSpec
 from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs
@@ -56,6 +56,20 @@ class SequenceEncoder(nn.Module):
         v = torch.cat([ctx.pair_emb[p], self.outcome(outcome)], dim=-1)
         return k, v, mask, outcome
 
+    def projected(self, att: TargetAttention, ctx: PairContext, pidx: torch.Tensor, clicks: torch.Tensor,
+                  rsl: torch.Tensor):
+        """:meth:`forward` with K and V already through ``att``'s k and v maps, each distinct query,
+        pair and outcome projected once (V = W [pair; outcome] + b = W_p pair + W_o outcome + b)."""
+        mask = pidx >= 0
+        p = pidx.clamp(min=0)
+        outcome = clicks.clamp(0, 1) * 5 + rsl.clamp(0, 4)
+        k = project_rows(att.k, ctx.query_emb, ctx.pair_query[p])
+        d = ctx.text_dim
+        w = att.v.weight
+        uniq, inv = torch.unique(p, return_inverse=True)
+        v = (ctx.pair_emb[uniq] @ w[:, :d].T)[inv] + (self.outcome.weight @ w[:, d:].T)[outcome] + att.v.bias
+        return k, v, mask, outcome
+
 
 def attended_outcomes(weights: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
     """[B, 10]: the attention-weighted share of each (click, level) outcome among the behaviours.
@@ -85,9 +99,11 @@ class PrectrV2(nn.Module):
         use_moe: bool = True,
         encoder: nn.Module | None = None,
         lexical: bool = True,
+        user_tower: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.ctx = ctx
+        self.user_tower = user_tower  # None: target attention over the inline (truncated) history
         self.encoder = encoder
         self.encoder_live = encoder is not None  # the trainer may start with the cache (unfreeze later)
         self._tuned: torch.Tensor | None = None
@@ -148,12 +164,17 @@ class PrectrV2(nn.Module):
         """Everything the heads need; debias perturbs r_target here and re-runs :meth:`heads`."""
         ctx = self.ctx
         q = ctx.query_emb[ctx.pair_query[batch["pair_idx"]]]
-        k, v, m, outcome = self.seq(ctx, batch["hist_pidx"], batch["hist_clicks"], batch["hist_rsl"])
-        r_user, w = self.att_user(q, k, v, m)
+        if self.user_tower is not None:
+            r_user, w, outcome = self.user_tower(ctx, batch["long_start"], batch["long_end"], q)
+        else:
+            k, v, m, outcome = self.seq.projected(self.att_user, ctx, batch["hist_pidx"], batch["hist_clicks"],
+                                                  batch["hist_rsl"])
+            r_user, w = self.att_user(q, k, v, m, projected=True)
         r_user = torch.cat([r_user, attended_outcomes(w, outcome)], dim=1)
         if self.use_cross:
-            k, v, m, outcome = self.seq(ctx, batch["cross_pidx"], batch["cross_clicks"], batch["cross_rsl"])
-            r_cate, w = self.att_cate(q, k, v, m, bias=self.sim_scale * batch["cross_sim"])
+            k, v, m, outcome = self.seq.projected(self.att_cate, ctx, batch["cross_pidx"], batch["cross_clicks"],
+                                                  batch["cross_rsl"])
+            r_cate, w = self.att_cate(q, k, v, m, bias=self.sim_scale * batch["cross_sim"], projected=True)
             r_cate = torch.cat([r_cate, attended_outcomes(w, outcome)], dim=1)
         else:
             r_cate = torch.zeros_like(r_user)
@@ -166,6 +187,26 @@ class PrectrV2(nn.Module):
             "r_user": r_user,
             "r_cate": r_cate,
         }
+
+    def candidate_parts(self, parts: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+                        cand: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Parts of each row's candidate items ``cand`` [B, K] (pair rows, >= 0), flattened to B*K:
+        the same user, query, context and sequences, every item-level input swapped (HCCP)."""
+        from llm2ctr.ctr_finetune.hybrid_samples import swap_item_inputs
+
+        b, k = cand.shape
+        sparse, numeric = swap_item_inputs(self.ctx, batch["sparse"], batch["numeric"], cand)
+        wide = torch.cat([self.sparse(sparse.reshape(b * k, -1)), numeric.reshape(b * k, -1)], dim=1)
+        flat = cand.reshape(-1)
+        out = {name: parts[name].repeat_interleave(k, dim=0) for name in ("r_user", "r_cate")}
+        out["wide"] = wide
+        out["lex"] = self.ctx.lexical[flat] if self.lexical else self.ctx.lexical[flat, :0]
+        # the candidates' text through the live encoder without gradients: the same representation
+        # as the click's (no drift between a fine-tuned positive and a cached negative) at a third
+        # of the cost; the contrast trains the ranker's heads and, through the click, the encoder
+        with torch.no_grad():
+            out["r_target"] = self.target_repr({"pair_idx": flat})
+        return out
 
     def heads(self, parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         t = self.target_proj(parts["r_target"])

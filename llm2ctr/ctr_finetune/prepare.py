@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llm2ctr.artifacts import atomic_dir, is_up_to_date, read_manifest, write_manifest
+from llm2ctr.ctr_finetune import artifact as ranker
 from llm2ctr.ctr_finetune.debias import matching_lower_pairs
 from llm2ctr.ctr_finetune.features import (
     FeatureReader,
@@ -31,7 +32,9 @@ from llm2ctr.ctr_finetune.features import (
     make_spec,
     write_features,
 )
+from llm2ctr.ctr_finetune.hybrid_samples import ITEM_FILE, hybrid_negatives, item_popularity, pair_item_inputs
 from llm2ctr.ctr_finetune.inputs import PairContext
+from llm2ctr.ctr_finetune.long_history import BEHAVIOUR_FILE, behaviour_log, row_ranges
 from llm2ctr.ctr_finetune.truth import row_truth
 from llm2ctr.data.store import load_pairs, load_table
 
@@ -66,7 +69,8 @@ def data_inputs(cfg) -> dict[str, Path]:
 def _feature_config(cfg) -> dict:
     c = cfg.ctr
     return {
-        "version": 2,  # 2: truth and request columns, exploration slates held out
+        "version": 3,  # 2: truth and request columns, exploration slates held out; 3: long history, hybrid samples
+        "behaviour": cfg.data.history.behaviour, "hybrid_negatives": c.hybrid_negatives,
         "hash_buckets": c.hash_buckets, "position_feature": c.position_feature, "shard_rows": c.shard_rows,
         "valid_share": c.valid_share, "seed": c.seed, "bm25": [c.bm25_k1, c.bm25_b],
         "hist_len": cfg.data.history.max_user_history, "cross_len": cfg.data.history.cross_user_k,
@@ -82,7 +86,7 @@ def _split_mask(table: pa.Table, value: str, where: str) -> np.ndarray:
 def prepare(cfg, force: bool = False) -> Prepared:
     """Write the feature files unless an up-to-date set exists; return a handle to them."""
     inputs = data_inputs(cfg)
-    out = cfg.stage_dir("ctr", "features")
+    out = ranker.features_dir(cfg)
     fcfg = _feature_config(cfg)
     pairs_tab = load_pairs(inputs["pairs"])
     pairs = build_pair_features(pairs_tab, cfg.ctr.hash_buckets, cfg.ctr.bm25_k1, cfg.ctr.bm25_b)
@@ -107,7 +111,13 @@ def prepare(cfg, force: bool = False) -> Prepared:
                      fcfg["hist_len"], fcfg["cross_len"], cfg.ctr.position_feature)
     rng = np.random.default_rng(cfg.ctr.seed)
     counts: dict[str, int] = {}
-    extra = _extra_columns(cfg, events, counterfactual=False)
+    cf = load_table(inputs["counterfactual"], "events") if "counterfactual" in inputs else None
+    beh, ranges = behaviour_log(events, pairs, cfg.data.history.behaviour)
+    pop, tail_cut = item_popularity(events, fit_idx[~exploration[fit_idx]], pairs)
+    unexposed = _unexposed_training_candidates(cf)
+    extra = {**_extra_columns(cfg, events, counterfactual=False), **row_ranges(events, ranges),
+             **_popularity_columns(events, pairs, pop, tail_cut),
+             "hyb_pidx": hybrid_negatives(events, unexposed, pairs, cfg.ctr.hybrid_negatives, cfg.ctr.seed)}
     with atomic_dir(out) as tmp:
         sr = cfg.ctr.shard_rows
         shuffled = rng.permutation(fit_idx)
@@ -121,16 +131,37 @@ def prepare(cfg, force: bool = False) -> Prepared:
         write("valid", events, valid_idx[~exploration[valid_idx]], where, extra)
         test_idx = np.flatnonzero(test_mask & ~exploration)
         write("test", events, test_idx, where, extra)
-        if "counterfactual" in inputs:
-            cf = load_table(inputs["counterfactual"], "events")
+        if cf is not None:
             cf_where = str(inputs["counterfactual"])
             cf_idx = np.flatnonzero(_split_mask(cf, "test", cf_where) & ~_exploration_mask(cf))
-            write("cf_test", cf, cf_idx, cf_where, _extra_columns(cfg, cf, counterfactual=True))
+            write("cf_test", cf, cf_idx, cf_where, {**_extra_columns(cfg, cf, counterfactual=True),
+                                                    **row_ranges(cf, ranges), **_popularity_columns(cf, pairs, pop, tail_cut)})
         counts["exploration_rows_excluded"] = int(exploration.sum())
+        counts["behaviours"] = int(len(beh["beh_pidx"]))
+        counts["unexposed_candidates"] = 0 if unexposed is None else int(unexposed.num_rows)
+        counts["clicks_with_hybrid_negatives"] = int((extra["hyb_pidx"][:, :1] >= 0).sum())
+        save_file(beh, str(tmp / BEHAVIOUR_FILE))
+        save_file(pair_item_inputs([t for t in (events, cf) if t is not None], spec, pairs), str(tmp / ITEM_FILE))
         (tmp / "spec.json").write_text(spec.to_json())
         write_manifest(tmp, kind="ranker", stage="ctr_finetune", config=fcfg, inputs=inputs, counts=counts, role="features")
     log.info("ranker features: %s", counts)
     return Prepared(out, spec, pairs, counts)
+
+
+def _unexposed_training_candidates(cf: pa.Table | None) -> pa.Table | None:
+    """The training window's candidates that were not shown (HCCP's hybrid negatives), if any."""
+    if cf is None or "exposed" not in cf.column_names:
+        return None
+    exposed = np.asarray(cf.column("exposed").fill_null(True).to_numpy(zero_copy_only=False), dtype=bool)
+    keep = ~exposed & _split_mask(cf, "train", "counterfactual") & ~_exploration_mask(cf)
+    return cf.filter(pa.array(keep))
+
+
+def _popularity_columns(table: pa.Table, pairs: PairFeatures, pop: np.ndarray, tail_cut: float) -> dict[str, np.ndarray]:
+    """Training impressions of each row's item and whether it is in the long tail (bottom quintile)."""
+    idx = pairs.pair_ids.get_indexer(table.column("pair_id").to_pylist())
+    row_pop = np.where(idx >= 0, pop[np.maximum(idx, 0)], 0)
+    return {"item_pop": row_pop.astype(np.int64), "long_tail": (row_pop <= tail_cut).astype(np.int8)}
 
 
 def _exploration_mask(table: pa.Table) -> np.ndarray:
@@ -191,6 +222,9 @@ def make_context(prepared: Prepared, text: dict[str, torch.Tensor] | None, text_
         "item_code": torch.from_numpy(p.item_code),
         "lower_pairs": torch.from_numpy(matching_lower_pairs(p.query_index, p.category, p.rsl)),
     }
+    for name in (BEHAVIOUR_FILE, ITEM_FILE):  # long-history log and per-pair item inputs (HCCP)
+        if (prepared.directory / name).is_file():
+            tensors.update(load_file(str(prepared.directory / name)))
     if text is None:
         tensors["pair_emb"] = torch.zeros((p.n, text_dim))
         tensors["query_emb"] = torch.zeros((len(p.unique_queries), text_dim))

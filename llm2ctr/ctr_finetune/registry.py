@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llm2ctr.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -15,6 +17,9 @@ class ModelSpec:
     a production model). ``train_set``: the feature file trained on; ``train_exploration`` adds
     the simulator's uniformly random slates (the positive control of exposure debias).
     ``role``: model | ablation | control (controls are only meaningful on simulated data).
+    ``debias_method``: which debias a ``debias`` model uses ("" = ``ctr.debias``; prectr | hccp).
+    ``long_history``: the user's history read by the long-history tower instead of the last
+    ``data.history.max_user_history`` behaviours.
     """
 
     name: str
@@ -27,6 +32,8 @@ class ModelSpec:
     oracle: bool = False
     train_set: str = "train"
     role: str = "model"
+    debias_method: str = ""
+    long_history: bool = False
 
     @property
     def uses_text(self) -> bool:
@@ -52,6 +59,12 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("din", "din", description="DIN: target attention over the user's behaviour item ids"),
         ModelSpec("prectr", "prectr", "frozen", False, False, "PRECTR: frozen encoder, own history only, no debias"),
         ModelSpec("prectr_v2", "prectr", "finetune", True, True, "PRECTR-V2: full model"),
+        ModelSpec("qin", "qin", "frozen", description="QIN: top-k sparse target attention over the history, "
+                  "quadratic interactions"),
+        ModelSpec("prectr_v2_hccp", "prectr", "finetune", True, True, "PRECTR-V2 with HCCP's debias: hybrid "
+                  "samples (unexposed + lower-relevance items) and Margin InfoNCE", debias_method="hccp"),
+        ModelSpec("prectr_v2_longhist", "prectr", "finetune", True, True, "PRECTR-V2 with the long-history "
+                  "user tower (K learned queries over the whole history)", long_history=True),
         _ablation("v2_no_coldstart", "V2 w/o cross-user (cold-start) mining", use_cross=False),
         _ablation("v2_no_debias", "V2 w/o exposure debias", debias=False),
         _ablation("v2_random_encoder", "V2 w/o the distilled encoder (random init)", encoder="random"),
@@ -61,6 +74,10 @@ REGISTRY: dict[str, ModelSpec] = {
         _ablation("v2_frozen_no_debias", "V2 w/o exposure debias, encoder frozen", encoder="frozen", debias=False),
         _ablation("v2_no_lexical", "V2 w/o lexical match features (the encoder alone reads the text)", lexical=False),
         _ablation("v2_frozen_no_lexical", "V2 w/o lexical features, encoder frozen", encoder="frozen", lexical=False),
+        _ablation("v2_frozen_hccp", "V2 with HCCP's debias instead of synthetic negatives, encoder frozen",
+                  encoder="frozen", debias_method="hccp"),
+        _ablation("v2_frozen_longhist", "V2 with the long-history user tower, encoder frozen", encoder="frozen",
+                  long_history=True),
         ModelSpec("dnn_no_lexical", "dnn", description="DNN w/o lexical features (no text signal at all)",
                   lexical=False, role="ablation"),
         ModelSpec("dnn_oracle_sensitivity", "dnn", description="control: DNN given the true relevance sensitivity",
@@ -74,6 +91,18 @@ REGISTRY: dict[str, ModelSpec] = {
 # v2_random_encoder train by name). Controls need the simulator's truth: `ctr study` trains them.
 DEFAULT_SUITE = ["lr", "dnn", "wide_deep", "din", "prectr", "prectr_v2", "v2_frozen", "v2_frozen_no_coldstart",
                  "v2_frozen_no_debias", "v2_frozen_no_lexical", "dnn_no_lexical"]
+
+
+DEBIAS_METHODS = ("prectr", "hccp", "none")
+
+
+def debias_method(spec: ModelSpec, configured: str) -> str:
+    """The debias a model trains with: none for a model without debias or with ``ctr.debias=none``."""
+    if configured not in DEBIAS_METHODS:
+        raise ConfigError(f"ctr.debias={configured!r}: expected one of {', '.join(DEBIAS_METHODS)}")
+    if not spec.debias or configured == "none":
+        return "none"
+    return spec.debias_method or configured
 
 
 def get_spec(name: str) -> ModelSpec:

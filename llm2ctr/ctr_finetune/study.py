@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from llm2ctr.artifacts import atomic_write_json, write_manifest
+from llm2ctr.ctr_finetune import artifact as ranker
 from llm2ctr.ctr_finetune.intervals import SortedScores, draw_requests, request_weights
 from llm2ctr.ctr_finetune.jobs import TextContexts, check_trainable, resolve_models, train_one
 from llm2ctr.ctr_finetune.prepare import Prepared, prepare
@@ -30,15 +31,17 @@ from llm2ctr.ctr_finetune.study_checks import gate_gaps, model_table, request_se
 
 log = logging.getLogger(__name__)
 
-SETS = {"exposed": "test", "counterfactual": "cf_test"}
+SETS = ranker.EVAL_SETS
 # metrics with bootstrap replicates (the ones checks use); the rest are point values per seed
-REPLICATED = ("auc", "auc_truth", "auc_cold", "auc_cold_truth")
-METRICS = ("auc", "gauc", "auc_truth", "gauc_truth", "auc_cold", "auc_cold_truth")
+REPLICATED = ("auc", "auc_truth", "auc_cold", "auc_cold_truth", "auc_tail", "auc_tail_truth")
+METRICS = ("auc", "gauc", "auc_truth", "gauc_truth", "auc_cold", "auc_cold_truth", "auc_tail", "auc_tail_truth")
+# row subsets a metric can be restricted to (suffix of its name before _truth)
+SEGMENTS = ("cold", "tail")
 
 
 @dataclass
 class EvalSet:
-    """One test set's columns, its cold-start rows and the bootstrap's request multiplicities."""
+    """One test set's columns, its cold-start and long-tail rows and the bootstrap's request multiplicities."""
 
     name: str
     y: np.ndarray
@@ -46,6 +49,7 @@ class EvalSet:
     request: np.ndarray
     rsl: np.ndarray
     cold: np.ndarray
+    tail: np.ndarray  # the row's item is in the bottom popularity quintile (training impressions)
     p_true: np.ndarray
     p_without_type: np.ndarray
     p_without_rsl: np.ndarray
@@ -53,7 +57,7 @@ class EvalSet:
     weights: np.ndarray  # [B, n] bootstrap multiplicity of each row's request
     idx: np.ndarray  # [B, R] the request draw behind ``weights``
     _truth_sorted: dict[str, SortedScores] = field(default_factory=dict)
-    _cold_weights: np.ndarray | None = None  # ``weights`` restricted to cold-start rows, built once
+    _segment_weights: dict[str, np.ndarray] = field(default_factory=dict)  # ``weights`` per segment, built once
 
     @property
     def has_truth(self) -> bool:
@@ -70,14 +74,15 @@ class EvalSet:
             return float("nan"), None
         a, b = self.labels(truth)
         base = name.removesuffix("_truth")
-        cold = base.endswith("_cold")
+        segment = next((s for s in SEGMENTS if base.endswith(f"_{s}")), None)
         fn = scores.gauc if base.startswith("gauc") else scores.auc
-        point = float(fn(a, b, self.cold.astype(np.float64) if cold else np.ones(len(self.y))))
+        rows = getattr(self, segment).astype(np.float64) if segment else np.ones(len(self.y))
+        point = float(fn(a, b, rows))
         if not reps:
             return point, None
-        if cold and self._cold_weights is None:
-            self._cold_weights = self.weights * self.cold.astype(np.float64)
-        return point, fn(a, b, self._cold_weights if cold else self.weights)
+        if segment and segment not in self._segment_weights:
+            self._segment_weights[segment] = self.weights * rows
+        return point, fn(a, b, self._segment_weights[segment] if segment else self.weights)
 
     def truth_metric(self, which: str, name: str) -> float:
         """A metric of the truth itself (``p_true``, ``p_without_type``, ``p_without_rsl``)."""
@@ -101,7 +106,8 @@ def load_eval_set(prepared: Prepared, label: str, cold_max: int, n_boot: int, rn
 
     return EvalSet(
         name=label, y=reader.column("label").astype(np.float64), user=reader.column("user_code"), request=request,
-        rsl=reader.column("rsl"), cold=reader.column("n_hist") < cold_max, p_true=col("p_true"),
+        rsl=reader.column("rsl"), cold=reader.column("n_hist") < cold_max,
+        tail=(col("long_tail") > 0), p_true=col("p_true"),
         p_without_type=col("p_true_without_type"), p_without_rsl=col("p_true_without_rsl"), sens=col("sens_true"),
         weights=request_weights(request, idx).astype(np.float32), idx=idx,
     )
@@ -117,7 +123,7 @@ class Scored:
 
 
 def _predictions(root: Path, model: str, set_name: str) -> np.ndarray:
-    return np.load(root / "models" / model / f"pred_{set_name}.npz")["logit"].astype(np.float64)
+    return ranker.load_logits(ranker.model_dir(root, model), set_name)
 
 
 def score_models(roots: list[Path], models: list[str], sets: dict[str, EvalSet], gate_idx: np.ndarray | None) -> Scored:
@@ -153,7 +159,7 @@ def score_models(roots: list[Path], models: list[str], sets: dict[str, EvalSet],
 
 
 def _seed_roots(cfg, seeds: list[int]) -> list[Path]:
-    return [cfg.stage_dir("ctr") if s == cfg.ctr.seed else cfg.stage_dir("ctr", "seeds", f"seed_{s}") for s in seeds]
+    return [ranker.root(cfg, s) for s in seeds]
 
 
 def _seed_config(cfg, seed: int):
@@ -222,7 +228,7 @@ def run_study(cfg, models: list[str] | None = None, n_seeds: int | None = None, 
                           if row.get("beats_best_feature") is False]
     for w in result["warnings"]:
         log.warning("study: %s", w)
-    out = cfg.stage_dir("ctr", "study")
+    out = ranker.study_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     written = write_study(result, out)  # study.md + study.png, each written atomically
     atomic_write_json(out / "study.json", result)

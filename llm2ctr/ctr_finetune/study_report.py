@@ -16,6 +16,7 @@ MODEL_COLUMNS = (
     ("exposed", "auc", "AUC exposed"), ("exposed", "gauc", "GAUC exposed"),
     ("counterfactual", "auc", "AUC all-cand."), ("exposed", "auc_truth", "AUC vs truth exposed"),
     ("counterfactual", "auc_truth", "AUC vs truth all-cand."), ("exposed", "auc_cold_truth", "cold-start AUC vs truth"),
+    ("counterfactual", "auc_tail_truth", "long-tail AUC vs truth all-cand."),
 )
 
 

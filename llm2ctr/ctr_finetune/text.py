@@ -17,7 +17,7 @@ from llm2ctr.ctr_finetune.features import PairFeatures
 
 def tokenize_pairs(tokenizer, queries: list[str], items: list[str], max_length: int) -> dict[str, torch.Tensor]:
     """All pairs as padded [P, L] tensors (int32 ids keep memory down), in chunks."""
-    from llm2ctr.student.tokenization import encode_pairs
+    from llm2ctr.student.artifact import encode_pairs
 
     out: dict[str, list[torch.Tensor]] = {"input_ids": [], "token_type_ids": [], "attention_mask": []}
     step = 8192

@@ -23,22 +23,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
-from safetensors.torch import save as save_safetensors
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from llm2ctr.artifacts import (
-    ArtifactError,
-    atomic_dir,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    reading,
-)
 from llm2ctr.ctr_finetune.baselines import ModelSpec
 from llm2ctr.ctr_finetune.debias import debias_loss
 from llm2ctr.ctr_finetune.features import FeatureReader
+from llm2ctr.ctr_finetune.hccp import hccp_loss
+from llm2ctr.ctr_finetune.registry import debias_method
 from llm2ctr.ctr_finetune.rsl import rsl_loss
 from llm2ctr.ctr_finetune.schedule import (
     EarlyStopping,
@@ -47,9 +39,19 @@ from llm2ctr.ctr_finetune.schedule import (
     make_scheduler,
     planned_steps,
 )
+from llm2ctr.training import (
+    CheckpointFiles,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_weights,
+    state_tensors,
+    truncate_log,
+)
 
 log = logging.getLogger(__name__)
 CKPT = "checkpoint"
+CKPT_FILES = CheckpointFiles(state="optimizer.pt", position="state.json")  # names tests/ctr/test_resume.py reads
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, enc_lr_scale: float, weight_decay: float = 0.0):
@@ -61,10 +63,6 @@ def make_optimizer(model: torch.nn.Module, lr: float, enc_lr_scale: float, weigh
     if enc_ids:
         groups.append({"params": list(enc.parameters()), "lr": lr * enc_lr_scale, "name": "encoder"})
     return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-
-
-def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
 
 
 def _step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
@@ -99,34 +97,24 @@ def click_loss(logit: torch.Tensor, y: torch.Tensor, w: torch.Tensor, hard_neg_r
 
 
 def _save_checkpoint(directory: Path, model, optimizer, meta: dict) -> None:
-    with atomic_dir(directory) as tmp:
-        save_file(state_tensors(model), str(tmp / "model.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        atomic_write_json(tmp / "state.json", meta)
+    """No RNG state: every random draw of a step comes from ``_step_generator``."""
+    save_checkpoint(directory, model, optimizer, position=meta, files=CKPT_FILES)
 
 
 def _load_checkpoint(directory: Path, model, optimizer) -> dict:
-    with reading(directory, "ranker checkpoint"):
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
-        optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
-        return json.loads((directory / "state.json").read_text())
+    return load_checkpoint(directory, model, optimizer, files=CKPT_FILES, what="ranker checkpoint")
 
 
 def _save_best(path: Path, model: torch.nn.Module, epoch: int, loss: float) -> None:
     """Weights of the best epoch so far (atomic: a kill leaves the previous best or the new one)."""
-    meta = {"epoch": str(epoch), "valid_loss": repr(loss)}
-    atomic_write_bytes(path, save_safetensors(state_tensors(model), metadata=meta))
+    save_weights(path, model, {"epoch": str(epoch), "valid_loss": repr(loss)})
 
 
 def _truncate_log(log_path: Path, global_step: int, n_valid: int) -> None:
     """Drop log lines past the checkpoint (they will be redone): step lines after its step, and
     validation lines beyond the ``n_valid`` epochs whose validation the checkpoint recorded."""
-    keep = []
-    for ln in log_path.read_text().splitlines():
-        rec = json.loads(ln)
-        if (rec["epoch"] < n_valid) if rec.get("event") == "valid" else (rec["global_step"] <= global_step):
-            keep.append(ln)
-    atomic_write_text(log_path, "".join(ln + "\n" for ln in keep))
+    truncate_log(log_path, lambda r: (r["epoch"] < n_valid) if r.get("event") == "valid"
+                 else (r["global_step"] <= global_step))
 
 
 def valid_loss(model: torch.nn.Module, reader: FeatureReader, batch_size: int, progress: bool = False) -> float:
@@ -185,7 +173,7 @@ def _train(model, spec, reader, cfg, out_dir, progress, valid) -> dict:  # noqa:
     ckpt, log_path, best_path = out_dir / CKPT, out_dir / "train_log.jsonl", out_dir / "best.safetensors"
     epoch, step, global_step, seconds, samples = 0, 0, 0, 0.0, 0
     st: dict = {}
-    if (ckpt / "state.json").is_file():
+    if (ckpt / CKPT_FILES.position).is_file():
         st = _load_checkpoint(ckpt, model, optimizer)
         epoch, step, global_step = st["epoch"], st["step"], st["global_step"]
         seconds, samples = st["seconds"], st["samples"]
@@ -204,6 +192,7 @@ def _train(model, spec, reader, cfg, out_dir, progress, valid) -> dict:  # noqa:
     model.train()
     unfreeze_step = int(round(cfg.encoder_unfreeze_at * total))
     raw = accelerator.unwrap_model(model)
+    method = debias_method(spec, cfg.debias)
     has_live = hasattr(raw, "encoder_live") and getattr(raw, "encoder", None) is not None
 
     def checkpoint() -> None:
@@ -227,7 +216,12 @@ def _train(model, spec, reader, cfg, out_dir, progress, valid) -> dict:  # noqa:
                     aux = rsl_loss(out["rsl_logits"], batch["rsl"])
                     loss = loss + cfg.rsl_loss_weight * aux
                     stats["rsl_loss"] = float(aux.detach())
-                if spec.debias:
+                if method == "hccp":
+                    d, dstats = hccp_loss(raw, out, batch, margin=cfg.hccp_margin, temperature=cfg.hccp_temperature,
+                                          weight=cfg.hccp_weight)
+                    loss = loss + d
+                    stats.update(dstats)
+                if method == "prectr":
                     d, dstats = debias_loss(
                         raw, out, batch, g,
                         margin=cfg.debias_margin, threshold=cfg.debias_ctr_threshold,
@@ -289,14 +283,7 @@ def _train(model, spec, reader, cfg, out_dir, progress, valid) -> dict:  # noqa:
 
 def _load_best(path: Path, model: torch.nn.Module, epoch: int) -> None:
     """Put the best epoch's weights into ``model``; refuse a file from another epoch."""
-    with reading(path, "best ranker weights"):
-        with safe_open(str(path), "pt") as fh:
-            saved = (fh.metadata() or {}).get("epoch")
-        weights = load_file(str(path))
-    if saved != str(epoch):
-        raise ArtifactError(f"{path}: holds epoch {saved}, but the checkpoint's best is epoch {epoch}; "
-                            f"delete {path.parent} to retrain")
-    model.load_state_dict(weights)
+    load_weights(path, model, what="best ranker weights", expect={"epoch": str(epoch)})
     model.train()  # drop any encodings cached from other weights
 
 

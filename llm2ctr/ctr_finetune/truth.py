@@ -45,7 +45,7 @@ def row_truth(truth_dir: Path, table: pa.Table, counterfactual: bool) -> dict[st
     out = _nan(n)
     if not (truth_dir / "manifest.json").is_file():
         return out
-    from llm2ctr.data.jobs import load_event_truth, load_request_truth
+    from llm2ctr.data.store import load_event_truth, load_request_truth
 
     # the counterfactual table carries its own truth columns; the exposed log's are beside it
     source, names = (table, _CF_SOURCES) if counterfactual else (load_event_truth(truth_dir), _EVENT_SOURCES)

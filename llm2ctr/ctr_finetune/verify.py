@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 
+from llm2ctr.ctr_finetune import artifact as ranker
 from llm2ctr.ctr_finetune.metrics import auc
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,10 @@ def floor_checks(cfg, prepared, models: list[str]) -> dict:
     y = valid.column("label")
     out = {}
     for m in models:
-        path = cfg.stage_dir("ctr", "models", m, "pred_valid.npz")
-        if not path.is_file() or not np.isfinite(floor):
+        folder = ranker.model_dir(ranker.root(cfg), m)
+        if not ranker.has_predictions(folder, "valid") or not np.isfinite(floor):
             continue
-        value = auc(y, np.load(path)["logit"])
+        value = auc(y, ranker.load_logits(folder, "valid"))
         ok = bool(value > floor)
         out[m] = {"valid_auc": value, "best_feature": name, "best_feature_auc": floor,
                   "status": "holds" if ok else "falsified"}
@@ -55,7 +56,7 @@ def verify(cfg, prepared, models: list[str]) -> tuple[dict, str]:
     lines += ["| model | valid AUC | best single feature | its AUC | verdict |", "|---|---:|---|---:|---|"]
     lines += [f"| {m} | {c['valid_auc']:.4f} | {c['best_feature']} | {c['best_feature_auc']:.4f} | **{c['status']}** |"
               for m, c in floors.items()]
-    study_path = cfg.stage_dir("ctr", "study", "study.json")
+    study_path = ranker.study_dir(cfg) / ranker.STUDY_JSON
     lines += ["", "### PRECTR-V2 claims", ""]
     study_checks = {}
     if study_path.is_file():

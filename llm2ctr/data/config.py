@@ -29,7 +29,7 @@ class SynthConfig:
 class ImportConfig:
     """How ``data import`` reads a user's file. ``column_map`` maps our names to theirs."""
 
-    format: str = "auto"  # auto | csv | tsv | parquet | jsonl | hf
+    format: str = "auto"  # auto | csv | tsv | parquet | jsonl | hf; files may be .gz/.bz2/.xz/.zst compressed
     encoding: str = "utf-8"
     column_map: dict[str, str] = field(default_factory=dict)
     # auto | int | continuous | esci | map ; see docs in llm2ctr/data/labels.py
@@ -40,7 +40,8 @@ class ImportConfig:
     on_bad_rows: str = "error"  # error | skip
     max_text_chars: int = 2000
     default_category: str = "unknown"
-    # [low, high] of the label scale; empty = 1..4 for integers (0..3 if the data use it), unchecked for continuous
+    # [low, high] of the label scale; empty = 1..4 for integers (0..3 if the data use it), 1..3 for continuous
+    # (the default bins' scale). Continuous values outside it are bad rows; every bin edge must lie inside it
     label_range: list[float] = field(default_factory=list)
     # when our column names are absent, try well-known ones (search_term, product_title, relevance, ...)
     auto_alias: bool = True

@@ -123,15 +123,8 @@ def build_history(events: pa.Table, cfg: HistoryConfig, similarity: Similarity |
     rsl = np.asarray(events.column("rsl").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int8)
     r_user, r_ts, r_query, r_cat = user_code[first], ts[first], query_code[first], cat_code[first]
 
-    # behaviours sorted by (user, ts, row): the user history is a contiguous run before the request
-    is_b = click == 1 if cfg.behaviour == "click" else np.ones(len(click), bool)
-    b_rows = np.flatnonzero(is_b)
-    b_rows = b_rows[np.lexsort((b_rows, ts[b_rows], user_code[b_rows]))]
-    t0 = int(ts.min()) if len(ts) else 0
-    span = (int(ts.max()) - t0 + 2) if len(ts) else 2
-    b_key = user_code[b_rows].astype(np.int64) * span + (ts[b_rows] - t0)
-    end = np.searchsorted(b_key, r_user.astype(np.int64) * span + (r_ts - t0), "left")
-    user_start = np.searchsorted(b_key, r_user.astype(np.int64) * span, "left")
+    is_b = behaviour_mask(click, cfg.behaviour)
+    b_rows, user_start, end = prior_behaviours(user_code, ts, is_b, r_user, r_ts)
     n_hist = (end - np.maximum(user_start, end - cfg.max_user_history)).astype(np.int32)
     h_rows = b_rows[np.repeat(end - n_hist, n_hist) + _ragged_arange(n_hist)]
 
@@ -155,6 +148,31 @@ def build_history(events: pa.Table, cfg: HistoryConfig, similarity: Similarity |
         _list_array(cross_len, pa.array(cross_sim, pa.float32())),
         pa.array(n_hist, pa.int32()),
     ], schema=HISTORY_SCHEMA)
+
+
+def behaviour_mask(click: np.ndarray, behaviour: str) -> np.ndarray:
+    """Which events count as behaviours: clicked impressions, or every impression."""
+    return click == 1 if behaviour == "click" else np.ones(len(click), bool)
+
+
+def prior_behaviours(user_code: np.ndarray, ts: np.ndarray, is_behaviour: np.ndarray, q_user: np.ndarray,
+                     q_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Behaviour rows sorted by (user, ts, row) and, per query (user, ts), the half-open range
+    ``[start, end)`` of that user's behaviours strictly before ts (one binary search per query).
+
+    The user history of any length is then ``b_rows[max(start, end - m):end]``: the ranker's
+    long-history tower reads the whole range, ``build_history`` the last ``m``.
+    """
+    b_rows = np.flatnonzero(is_behaviour)
+    b_rows = b_rows[np.lexsort((b_rows, ts[b_rows], user_code[b_rows]))]
+    t0 = int(min(ts.min(), q_ts.min())) if len(ts) and len(q_ts) else 0
+    t1 = int(max(ts.max(), q_ts.max())) if len(ts) and len(q_ts) else 0
+    span = t1 - t0 + 2
+    b_key = user_code[b_rows].astype(np.int64) * span + (ts[b_rows] - t0)
+    q_user = q_user.astype(np.int64)
+    end = np.searchsorted(b_key, q_user * span + (q_ts - t0), "left")
+    start = np.searchsorted(b_key, q_user * span, "left")
+    return b_rows, start, end
 
 
 def top_users(events: pa.Table, user_code: np.ndarray, cat_code: np.ndarray, req_code: np.ndarray,

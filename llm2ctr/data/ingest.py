@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from llm2ctr.artifacts import atomic_write_text
 from llm2ctr.config import Config
 from llm2ctr.data.config import ImportConfig
-from llm2ctr.data.labels import SCALES, LabelConfigError, parse_label_map
+from llm2ctr.data.labels import SCALES, LabelConfigError, check_label_options, parse_label_map
 from llm2ctr.data.readers import FORMATS, RawData, read_source
 from llm2ctr.data.splits import PAIR_METHODS, assign_pair_splits, split_counts
 from llm2ctr.data.validate import Validated, parse_column_map, resolve_columns, summarize, validate
@@ -48,6 +48,10 @@ def check_options(icfg: ImportConfig) -> None:
             raise UserError(f"data.ingest.label_map: {exc}") from None
     if icfg.max_text_chars <= 0:
         raise UserError(f"data.ingest.max_text_chars={icfg.max_text_chars}: expected a positive number")
+    try:
+        check_label_options(icfg.label_scale, icfg.continuous_bins, icfg.label_range)
+    except LabelConfigError as exc:
+        raise UserError(f"data.ingest.{exc}") from None
 
 
 def inspect_source(icfg: ImportConfig, source: str | Path) -> tuple[RawData, dict[str, str], Validated]:
@@ -114,6 +118,8 @@ def run_import(
         "column_map": colmap,
         "generated_columns": checked.generated,
     }
+    if raw.compression:  # only then, so a plain file's summary and manifest are as before
+        summary["compression"] = raw.compression
     if checked.rejected:
         if rejects is not None:
             write_rejects(rejects, raw, checked.issues)
@@ -180,7 +186,8 @@ def save_table(table: pa.Table, out: Path, cfg: Config, summary: dict, counts: d
         config={"ingest": dataclasses.asdict(cfg.data.ingest), "split": dataclasses.asdict(cfg.data.split),
                 "seed": cfg.seed},
         counts=counts,
-        source={"path": summary["source"], "format": summary["format"], "sha256": summary["sha256"]},
+        source={"path": summary["source"], "format": summary["format"], "sha256": summary["sha256"],
+                **({"compression": summary["compression"]} if "compression" in summary else {})},
         rejected_by_reason=summary["rejected_by_reason"],
         label={"column": summary["column_map"]["rsl"], "scale": summary["label_scale"],
                "rule": summary["label_rule"]},

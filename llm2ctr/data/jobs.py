@@ -16,8 +16,11 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from llm2ctr.artifacts import atomic_dir, atomic_write_json, read_manifest, write_manifest
+from llm2ctr.artifacts import atomic_dir, atomic_write_json, write_manifest
+from llm2ctr.data.store import load_event_truth as load_event_truth
 from llm2ctr.data.store import load_events, load_pairs, load_table, save_table
+from llm2ctr.data.store import load_ground_truth as load_ground_truth
+from llm2ctr.data.store import load_request_truth as load_request_truth  # load_*_truth: moved to store.py
 
 if TYPE_CHECKING:
     from llm2ctr.config import Config
@@ -118,45 +121,6 @@ def run_simulate(cfg: Config, pairs_dir: str | Path | None = None) -> dict[str, 
            "n_types": sim.pool.n_types, "exploration_requests": n_explore}
     log.info("simulate: %s", out)
     return out
-
-
-def load_ground_truth(directory: str | Path) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
-    """(users, per-event truth in events order, params) from a ground_truth artifact."""
-    import json
-
-    import datasets
-
-    directory = Path(directory)
-    read_manifest(directory, "ground_truth")
-    users = datasets.load_from_disk(str(directory / "users")).data.table
-    events = datasets.load_from_disk(str(directory / "events")).data.table
-    return users, events, json.loads((directory / "params.json").read_text(encoding="utf-8"))
-
-
-def load_event_truth(directory: str | Path) -> pa.Table:
-    """Per-event truth in data/events order (p_click and its parts); empty if the artifact has none."""
-    import datasets
-
-    directory = Path(directory)
-    read_manifest(directory, "ground_truth")
-    if not (directory / "events").is_dir():
-        return pa.table({})
-    return datasets.load_from_disk(str(directory / "events")).data.table
-
-
-def load_request_truth(directory: str | Path) -> pa.Table:
-    """Per-request truth (request-id order): user, day, query type, sensitivity and its parts,
-    exploration flag; what the oracle gains of cold-start mining and the gate are computed from."""
-    import datasets
-
-    directory = Path(directory)
-    read_manifest(directory, "ground_truth")
-    if not (directory / "requests").is_dir():
-        from llm2ctr.artifacts import ArtifactError
-
-        raise ArtifactError(f"{directory}: no 'requests' table; it was written by an older simulator, "
-                            "re-run `llm2ctr data simulate`")
-    return datasets.load_from_disk(str(directory / "requests")).data.table
 
 
 def run_history(cfg: Config, events_dir: str | Path | None = None) -> dict[str, Any]:

@@ -31,6 +31,9 @@ ESCI = {
 _NAN_WORDS = {"nan", "-nan", "+nan"}
 # auto: numbers are a continuous scale when at least this share of them is fractional
 CONTINUOUS_SHARE = 0.05
+# a continuous scale without data.ingest.label_range: Home Depot's 1-3 averages, what the default bins cut
+CONTINUOUS_RANGE = (1.0, 3.0)
+DEFAULT_BINS = (1.5, 2.0, 2.5)
 
 
 class LabelConfigError(ValueError):
@@ -144,6 +147,46 @@ def int_range(num: np.ndarray, ok: np.ndarray, label_range: list[float]) -> tupl
     return 1, 4
 
 
+def check_label_options(
+    scale: str, bins: list[float] | None = None, label_range: list[float] | None = None
+) -> tuple[list[float], list[float]]:
+    """Check the label options before any row is read; ``(bins, label_range)`` with defaults filled.
+
+    The continuous range only gets its default, and is only checked against the bins, once the
+    scale is known to be continuous: an integer scale's range need not contain the bins.
+    """
+    if scale not in SCALES:
+        raise LabelConfigError(f"unknown label scale '{scale}'; expected one of {', '.join(SCALES)}")
+    bins = [float(b) for b in (bins if bins is not None else DEFAULT_BINS)]
+    if len(bins) != 3 or sorted(bins) != bins:
+        raise LabelConfigError(f"continuous_bins must be 3 increasing numbers, got {bins}")
+    label_range = list(label_range or [])
+    if label_range and (len(label_range) != 2 or not label_range[0] < label_range[1]):
+        raise LabelConfigError(f"label_range must be [low, high] with low < high, got {label_range}")
+    if scale == "continuous":
+        label_range = continuous_range(bins, label_range)
+    return bins, label_range
+
+
+def continuous_range(bins: list[float], label_range: list[float]) -> list[float]:
+    """The continuous scale's [low, high] (default 1..3); a bin edge outside it is a config error.
+
+    An edge outside the range would leave a level no valid value can reach, which is a sign the
+    bins were written for another scale.
+    """
+    given = bool(label_range)
+    low, high = (float(v) for v in (label_range if given else CONTINUOUS_RANGE))
+    outside = [b for b in bins if not low <= b <= high]
+    if outside:
+        which = "label_range" if given else "the default continuous range (set data.ingest.label_range)"
+        raise LabelConfigError(
+            f"continuous_bins {bins} do not fit {which} [{low:g}, {high:g}]: bin edge(s) {outside} lie "
+            "outside it; every edge must be within [low, high]. Set label_range to the scale your labels "
+            "use (e.g. data.ingest.label_range=[0,1] or --label-range 0,1) and bins inside it"
+        )
+    return [low, high]
+
+
 def map_labels(
     values: pa.Array,
     scale: str = "auto",
@@ -152,14 +195,7 @@ def map_labels(
     label_range: list[float] | None = None,
 ) -> LabelResult:
     """Turn raw label values into rsl 1..4; empty values are unlabelled (rsl null), not errors."""
-    if scale not in SCALES:
-        raise LabelConfigError(f"unknown label scale '{scale}'; expected one of {', '.join(SCALES)}")
-    bins = list(bins if bins is not None else [1.5, 2.0, 2.5])
-    if len(bins) != 3 or sorted(bins) != bins:
-        raise LabelConfigError(f"continuous_bins must be 3 increasing numbers, got {bins}")
-    label_range = list(label_range or [])
-    if label_range and (len(label_range) != 2 or label_range[0] >= label_range[1]):
-        raise LabelConfigError(f"label_range must be [low, high] with low < high, got {label_range}")
+    bins, label_range = check_label_options(scale, bins, label_range)
     text, num, missing, is_nan = _as_strings_and_numbers(values)
     n = len(text)
     rsl = np.zeros(n, dtype=np.int8)
@@ -199,14 +235,14 @@ def map_labels(
                 scaled = 1 + np.floor((num[in_range] - lo) * 3.0 / (hi - lo) + 0.5)  # halves round up
                 rsl[in_range] = scaled.astype(np.int8)
                 rule = f"integers {lo}..{hi} rescaled linearly to 1..4: rsl = 1 + round_half_up((v - {lo}) * 3 / {hi - lo})"
-        else:
-            finite = parsed & np.isfinite(num)
-            ok = finite.copy()
-            if label_range:
-                ok &= (num >= label_range[0]) & (num <= label_range[1])
+        else:  # continuous: values outside the range are bad rows, never binned into 1 or 4
+            label_range = continuous_range(bins, label_range)
+            low, high = label_range
+            ok = parsed & np.isfinite(num) & (num >= low) & (num <= high)
             problems["label_out_of_range"] = parsed & ~ok
             rsl[ok] = (np.searchsorted(np.asarray(bins), num[ok], side="right") + 1).astype(np.int8)
-            rule = f"continuous values binned: < {bins[0]} -> 1, < {bins[1]} -> 2, < {bins[2]} -> 3, else 4"
+            rule = (f"continuous values in [{low:g}, {high:g}] binned: < {bins[0]} -> 1, < {bins[1]} -> 2, "
+                    f"< {bins[2]} -> 3, else 4")
     return LabelResult(
         rsl=rsl,
         unlabelled=missing,
@@ -224,8 +260,8 @@ def expectation(scale: str, label_range: list[float] | None, label_map: dict[str
     if scale == "map":
         return f"one of the label map's values {sorted((label_map or {}).keys())}"
     if scale == "continuous":
-        if label_range:
-            return f"a number in {label_range[0]}..{label_range[1]} (data.ingest.label_range)"
-        return "a finite number"
+        low, high = label_range or CONTINUOUS_RANGE
+        return (f"a number in [{low:g}, {high:g}] (for another range: --label-range LOW,HIGH or "
+                "data.ingest.label_range=[low,high])")
     lo, hi = (int(label_range[0]), int(label_range[1])) if label_range else (1, 4)
     return f"an integer {lo}..{hi} (for another scale: --label-scale int data.ingest.label_range=[low,high])"

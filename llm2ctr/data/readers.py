@@ -5,17 +5,27 @@ came from, so that validation can name the exact row of a bad value. Records tha
 parsed (a CSV row with the wrong number of fields, a JSONL line that is not a JSON object) are
 returned as issues instead of stopping the read: the user then sees every problem at once.
 File-level problems (missing file, wrong encoding, corrupt Parquet...) raise :class:`InputError`.
+
+Compressed files (gzip, bzip2, xz, zstd) are decompressed before parsing, whatever the format; the
+compression is recognised by the name (``train.csv.gz``) and by the first bytes (a gzip file named
+``train.csv``), so a compressed file is never parsed as text and blamed on its encoding. Rows and
+byte offsets in messages refer to the decompressed content, which is what the user sees with zcat.
 """
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
+import gzip
 import hashlib
 import io
 import json
 import logging
+import lzma
 import re
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +35,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from llm2ctr.errors import UserError
+from llm2ctr.errors import InputError, OptionalDependencyError  # InputError: importable here as before
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +50,15 @@ EXTENSIONS = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
+# compression by file suffix; the first bytes decide when they disagree with the name
+COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zstd": "zstd"}
+_MAGIC = {"gzip": b"\x1f\x8b", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd", "bz2": b"BZh"}
+# bzip2: 'BZh', a block size digit, then a block (pi) or end-of-stream (sqrt pi) marker; the full
+# 10 bytes, so a CSV whose header happens to start with 'BZh' is not taken for bzip2
+_BZ2_HEAD = re.compile(rb"BZh[1-9](\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\x90)")
+_TEST_TOOL = {"gzip": "gzip -t", "bz2": "bzip2 -t", "xz": "xz -t", "zstd": "zstd -t"}
 _DELIMS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 _ISSUE_FIELDS = ("row", "column", "value", "reason", "detail")
-
-
-class InputError(UserError):
-    """The file as a whole cannot be read; the message names the file and what to do."""
 
 
 @dataclass
@@ -62,23 +75,109 @@ class RawData:
     encoding: str = ""
     issues: list[dict] = field(default_factory=list)  # unparsable records: row/column/value/reason/detail
     nested: dict[str, np.ndarray] = field(default_factory=dict)  # column -> table rows holding a list/object
+    compression: str = ""  # "" | gzip | bz2 | xz | zstd: the file was decompressed before parsing
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
-    """The reader to use: the explicit ``fmt``, a directory = HF dataset, else the file extension."""
+    """The reader to use: the explicit ``fmt``, a directory = HF dataset, else the file extension.
+
+    A compression suffix is looked through: ``train.csv.gz`` is CSV.
+    """
     if fmt not in FORMATS:
         raise InputError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
     if fmt != "auto":
         return fmt
     if path.is_dir():
         return "hf"
-    fmt = EXTENSIONS.get(path.suffix.lower(), "")
+    inner = path.with_suffix("") if path.suffix.lower() in COMPRESSIONS else path
+    fmt = EXTENSIONS.get(inner.suffix.lower(), "")
     if not fmt:
+        where = f" inside the compression suffix '{path.suffix}'" if inner is not path else ""
         raise InputError(
-            f"{path}: cannot tell the format from the extension '{path.suffix}'; supported: "
-            f"{', '.join(sorted(EXTENSIONS))} or a saved HF dataset folder. Pass --format csv|tsv|parquet|jsonl|hf"
+            f"{path}: cannot tell the format from the extension '{inner.suffix}'{where}; supported: "
+            f"{', '.join(sorted(EXTENSIONS))} or a saved HF dataset folder, each optionally compressed "
+            f"({', '.join(sorted(COMPRESSIONS))}). Pass --format csv|tsv|parquet|jsonl|hf"
         )
     return fmt
+
+
+def sniff_compression(head: bytes) -> str:
+    """The compression the first bytes announce ('' for none): names lie more often than magic bytes."""
+    for kind, magic in _MAGIC.items():
+        if head.startswith(magic) and (kind != "bz2" or _BZ2_HEAD.match(head)):
+            return kind
+    return ""
+
+
+def _zstd_decompress(data: bytes) -> bytes:
+    """zstd via pyarrow's codec (a dependency already), else the optional ``zstandard`` package.
+
+    Both paths fail on a truncated file; ``zstandard``'s stream reader alone would return the
+    rows before the cut without a word, so frames are decoded one by one and checked for their end.
+    """
+    if pa.Codec.is_available("zstd"):
+        with pa.CompressedInputStream(pa.BufferReader(data), "zstd") as stream:
+            return stream.read()
+    return zstd_with_zstandard(data)
+
+
+def zstd_with_zstandard(data: bytes) -> bytes:
+    """Every zstd frame in ``data`` decoded with ``zstandard``; a frame cut short raises EOFError."""
+    try:
+        import zstandard
+    except ImportError:
+        raise OptionalDependencyError(
+            "reading .zst files needs zstd support: this pyarrow build has none and the zstandard "
+            "package is not installed; pip install zstandard (or decompress first: zstd -d FILE)"
+        ) from None
+    dctx = zstandard.ZstdDecompressor()
+    parts, rest = [], data
+    while rest:
+        frame = dctx.decompressobj()
+        parts.append(frame.decompress(rest))
+        if not frame.eof:
+            raise EOFError("compressed data ended before the end of a zstd frame")
+        rest = frame.unused_data
+    return b"".join(parts)
+
+
+_DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.decompress, "bz2": bz2.decompress, "xz": lzma.decompress, "zstd": _zstd_decompress,
+}
+
+
+def decompress(path: Path, data: bytes) -> tuple[str, bytes]:
+    """``(compression, content)``: ``data`` decompressed if the bytes or the name say it is compressed.
+
+    A name that promises compression the bytes do not have is an error rather than a guess: a
+    corrupt header would otherwise be parsed as text and reported as an encoding problem.
+    """
+    by_name = COMPRESSIONS.get(path.suffix.lower(), "")
+    kind = sniff_compression(data[:16])
+    if not kind and not by_name:
+        if data.startswith(b"PK\x03\x04"):
+            raise InputError(f"{path}: is a ZIP archive; unzip it and import the file inside "
+                             "(.gz, .bz2, .xz and .zst single files are read directly)")
+        return "", data
+    if not kind:
+        raise InputError(
+            f"{path}: the name ends in '{path.suffix}' but the file does not start with the {by_name} "
+            f"magic bytes {_MAGIC[by_name].hex(' ')} (it starts with {data[:8].hex(' ')}); it is corrupt, "
+            f"or not compressed: then rename it without '{path.suffix}'"
+        )
+    if kind != by_name:
+        log.info("%s: %s-compressed (recognised from its first bytes); decompressing", path, kind)
+    try:
+        out = _DECOMPRESS[kind](data)
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, pa.ArrowException) as exc:
+        raise InputError(
+            f"{path}: cannot decompress it as {kind} ({exc}); the file is truncated or corrupt: check it "
+            f"with `{_TEST_TOOL[kind]} {path.name}`, then download or compress it again"
+        ) from None
+    if len(out) > 262 and out[257:262] == b"ustar":
+        raise InputError(f"{path}: is a tar archive ({kind}-compressed); extract it (tar -xf) and import "
+                         "the file inside")
+    return kind, out
 
 
 def read_source(source: str | Path, fmt: str = "auto", encoding: str = "utf-8") -> RawData:
@@ -94,17 +193,28 @@ def read_source(source: str | Path, fmt: str = "auto", encoding: str = "utf-8") 
     data = path.read_bytes()
     if not data.strip():
         raise InputError(f"{path}: the file is empty ({len(data)} bytes); expected a header and data rows")
-    sha = hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(data).hexdigest()  # of the file as stored, compressed or not
+    compression, data = decompress(path, data)
+    if compression and not data.strip():
+        raise InputError(f"{path}: decompresses ({compression}) to {len(data)} bytes of nothing; "
+                         "expected a header and data rows")
     if fmt == "parquet":
-        return _read_parquet(path, data, sha)
-    utf8 = to_utf8(path, data, encoding)
-    if fmt == "jsonl":
-        return _read_jsonl(path, utf8, sha, encoding)
-    return _read_delimited(path, utf8, sha, encoding, "," if fmt == "csv" else "\t", fmt)
+        raw = _read_parquet(path, data, sha)
+    else:
+        utf8 = to_utf8(path, data, encoding, compression)
+        if fmt == "jsonl":
+            raw = _read_jsonl(path, utf8, sha, encoding)
+        else:
+            raw = _read_delimited(path, utf8, sha, encoding, "," if fmt == "csv" else "\t", fmt)
+    raw.compression = compression
+    return raw
 
 
-def to_utf8(path: Path, data: bytes, encoding: str) -> bytes:
-    """Decode with ``encoding`` (checking every byte), drop a BOM, return UTF-8 bytes for Arrow."""
+def to_utf8(path: Path, data: bytes, encoding: str, compression: str = "") -> bytes:
+    """Decode with ``encoding`` (checking every byte), drop a BOM, return UTF-8 bytes for Arrow.
+
+    For a compressed file ``data`` is the decompressed content and the message says so.
+    """
     try:
         enc = codecs.lookup(encoding).name
     except LookupError:
@@ -120,8 +230,9 @@ def to_utf8(path: Path, data: bytes, encoding: str) -> bytes:
             hint = "the file is probably in a legacy single-byte encoding: re-run with --encoding cp1252 (Windows) or --encoding latin-1"
         else:
             hint = "re-run with --encoding utf-8 or the encoding the file was saved with"
+        of = f" of the {compression}-decompressed content" if compression else ""
         raise InputError(
-            f"{path}: byte offset {off} (line {line}, byte {col} of the line) is 0x{data[off]:02x}, which is "
+            f"{path}: byte offset {off}{of} (line {line}, byte {col} of the line) is 0x{data[off]:02x}, which is "
             f"not valid {enc} (near {context!r}); {hint}"
         ) from None
     if text.startswith("\ufeff"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pyarrow as pa
 
 SPLITS = ("train", "valid", "test")
-RSL_LEVELS = (1, 2, 3, 4)
 RSL_NAMES = {1: "irrelevant", 2: "complement", 3: "substitute", 4: "exact"}
 
 PAIRS_SCHEMA = pa.schema(

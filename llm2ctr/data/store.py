@@ -1,4 +1,8 @@
-"""Read and write tables as HF ``datasets`` Arrow folders with a manifest, atomically."""
+"""Read and write tables as HF ``datasets`` Arrow folders with a manifest, atomically.
+
+With schema.py, the data stage's door for other stages: the readers of every data artifact
+(pairs, events, history, ground_truth) live here.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
-from llm2ctr.artifacts import atomic_dir, read_manifest, write_manifest
+from llm2ctr.artifacts import ArtifactError, atomic_dir, read_manifest, write_manifest
 from llm2ctr.data.schema import EVENTS_SCHEMA, PAIRS_SCHEMA, conform
 
 _SCHEMAS = {"pairs": PAIRS_SCHEMA, "events": EVENTS_SCHEMA}
@@ -72,3 +76,34 @@ def load_pairs(directory: str | Path) -> pa.Table:
 
 def load_events(directory: str | Path) -> pa.Table:
     return load_table(directory, "events")
+
+
+def load_ground_truth(directory: str | Path) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
+    """(users, per-event truth in events order, params) from a ground_truth artifact."""
+    import json
+
+    directory = Path(directory)
+    read_manifest(directory, "ground_truth")
+    users = datasets.load_from_disk(str(directory / "users")).data.table
+    events = datasets.load_from_disk(str(directory / "events")).data.table
+    return users, events, json.loads((directory / "params.json").read_text(encoding="utf-8"))
+
+
+def load_event_truth(directory: str | Path) -> pa.Table:
+    """Per-event truth in data/events order (p_click and its parts); empty if the artifact has none."""
+    directory = Path(directory)
+    read_manifest(directory, "ground_truth")
+    if not (directory / "events").is_dir():
+        return pa.table({})
+    return datasets.load_from_disk(str(directory / "events")).data.table
+
+
+def load_request_truth(directory: str | Path) -> pa.Table:
+    """Per-request truth (request-id order): user, day, query type, sensitivity and its parts,
+    exploration flag; what the oracle gains of cold-start mining and the gate are computed from."""
+    directory = Path(directory)
+    read_manifest(directory, "ground_truth")
+    if not (directory / "requests").is_dir():
+        raise ArtifactError(f"{directory}: no 'requests' table; it was written by an older simulator, "
+                            "re-run `llm2ctr data simulate`")
+    return datasets.load_from_disk(str(directory / "requests")).data.table

@@ -9,22 +9,51 @@ Layout of ``{workdir}/rag/index``::
 
 Every pair is embedded (it is a query for ``rag neighbours``), only retrievable pairs (training
 split, labelled) are indexed.
+
+The ``neighbours`` artifact (``{workdir}/rag/neighbours``, ``rag/distill_neighbours``) is a table
+with one row per pair: the column names below (``NB_*``, ``EDGE_*``) are its contract, written by
+``neighbours.to_table`` and read by the teacher's prompts. This module is the rag stage's only
+door for other stages; it imports faiss lazily so that reading the names costs nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 from safetensors.numpy import load_file, save_file
 
 from llm2ctr.artifacts import ArtifactError, read_manifest
-from llm2ctr.rag.index import read_index, write_index
+from llm2ctr.config import Config
+
+if TYPE_CHECKING:
+    import faiss
+
+INDEX_KIND = "rag_index"
+NEIGHBOURS_KIND = "neighbours"
+# columns of the neighbours table: the pair, its retrieved labelled neighbours (best first) with
+# their labels and similarities and the similarity-weighted majority label, then the edge cases
+# (near neighbours whose label differs from that majority)
+PAIR_ID = "pair_id"
+NB_PAIR_IDS, NB_RSL, NB_SIM, NB_MAJORITY_RSL = "nb_pair_ids", "nb_rsl", "nb_sim", "nb_majority_rsl"
+EDGE_PAIR_IDS, EDGE_RSL, EDGE_SIM = "edge_pair_ids", "edge_rsl", "edge_sim"
+NEIGHBOUR_COLUMNS = (PAIR_ID, NB_PAIR_IDS, NB_RSL, NB_SIM, NB_MAJORITY_RSL, EDGE_PAIR_IDS, EDGE_RSL, EDGE_SIM)
+
+
+
+def neighbours_dir(cfg: Config) -> Path:
+    """rag/neighbours: the labelled pairs' neighbours (ids into data/pairs)."""
+    return cfg.stage_dir("rag", "neighbours")
+
+
+def distill_neighbours_dir(cfg: Config) -> Path:
+    """rag/distill_neighbours: the distillation pairs' labelled training neighbours (ids into data/pairs)."""
+    return cfg.stage_dir("rag", "distill_neighbours")
+
 
 INDEX_FILE = "index.faiss"
 ID_MAP_FILE = "id_map.arrow"
@@ -52,6 +81,8 @@ class RagIndex:
 def write_rag_files(
     directory: Path, index: faiss.Index, pair_ids: pa.Array, faiss_id: np.ndarray, embeddings: np.ndarray
 ) -> None:
+    from llm2ctr.rag.index import write_index
+
     write_index(index, directory / INDEX_FILE)
     table = pa.table({"pair_id": pair_ids, "faiss_id": pa.array(faiss_id, pa.int64())})
     with pa.OSFile(str(directory / ID_MAP_FILE), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
@@ -61,8 +92,10 @@ def write_rag_files(
 
 def load_rag_index(directory: str | Path) -> RagIndex:
     """Open a ``rag index`` artifact after checking its manifest and that its parts agree."""
+    from llm2ctr.rag.index import read_index
+
     directory = Path(directory)
-    manifest = read_manifest(directory, "rag_index")
+    manifest = read_manifest(directory, INDEX_KIND)
     index = read_index(directory / INDEX_FILE)
     try:
         with pa.memory_map(str(directory / ID_MAP_FILE)) as src:

@@ -145,8 +145,3 @@ class TextEncoder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         return embed_texts(self.model, texts, self.batch_size, self.show_progress)
-
-
-def make_text_encoder(name: str = MINILM, batch_size: int = 64, device: str = "cpu") -> TextEncoder:
-    """Shortcut for :class:`TextEncoder` with the default options."""
-    return TextEncoder(name, batch_size, device)

@@ -25,7 +25,15 @@ from llm2ctr.artifacts import ArtifactError, atomic_dir, read_manifest, write_ma
 from llm2ctr.config import Config
 from llm2ctr.data.store import load_pairs, save_table
 from llm2ctr.errors import UserError
-from llm2ctr.rag.artifact import RagIndex, load_rag_index, write_rag_files
+from llm2ctr.rag.artifact import (
+    INDEX_KIND,
+    NEIGHBOURS_KIND,
+    RagIndex,
+    distill_neighbours_dir,
+    load_rag_index,
+    neighbours_dir,
+    write_rag_files,
+)
 from llm2ctr.rag.embedder import (
     embed_texts,
     embedder_from_config,
@@ -139,7 +147,7 @@ def run_index(cfg: Config, pairs_dir: str | Path | None = None) -> dict[str, Any
         write_rag_files(tmp, index, pairs.column("pair_id").combine_chunks(), faiss_id, emb)
         manifest = write_manifest(
             tmp,
-            kind="rag_index",
+            kind=INDEX_KIND,
             stage=STAGE,
             config=r,
             inputs={"pairs": pairs_dir},
@@ -254,9 +262,9 @@ def run_neighbours(
     sel = select(rows_out, sims_out, rsl, r.k_neighbours, r.k_edge_cases, r.edge_min_sim)
     table = to_table(pairs, sel)
     counts = {"pairs": n, **_selection_counts(sel, r.k_neighbours)}
-    out = cfg.stage_dir("rag", "neighbours")
+    out = neighbours_dir(cfg)
     manifest = save_table(
-        table, out, kind="neighbours", stage=STAGE, config=r,
+        table, out, kind=NEIGHBOURS_KIND, stage=STAGE, config=r,
         inputs={"pairs": pairs_dir, "rag_index": index_dir}, counts=counts,
         k_neighbours=r.k_neighbours, k_edge_cases=r.k_edge_cases, edge_window=r.edge_window,
         exclude_same_query=r.exclude_same_query, edge_rule=EDGE_RULE,
@@ -292,7 +300,7 @@ def run_external_neighbours(
     pairs_dir = Path(pairs_dir)
     examples_dir = _paths(cfg, examples_dir)
     index_dir = Path(index_dir) if index_dir is not None else cfg.stage_dir("rag", "index")
-    out = Path(out_dir) if out_dir is not None else cfg.stage_dir("rag", "distill_neighbours")
+    out = Path(out_dir) if out_dir is not None else distill_neighbours_dir(cfg)
     external = load_pairs(pairs_dir)
     ext_hash = read_manifest(pairs_dir, "pairs")["content_hash"]
     examples = load_pairs(examples_dir)
@@ -331,7 +339,7 @@ def run_external_neighbours(
     table = to_table(examples, sel, row_ids=external.column("pair_id"))
     counts = {"pairs": n, "examples": n_ex, **_selection_counts(sel, r.k_neighbours)}
     manifest = save_table(
-        table, out, kind="neighbours", stage=STAGE, config=r,
+        table, out, kind=NEIGHBOURS_KIND, stage=STAGE, config=r,
         inputs={"pairs": pairs_dir, "examples": examples_dir, "rag_index": index_dir}, counts=counts,
         k_neighbours=r.k_neighbours, k_edge_cases=r.k_edge_cases, edge_window=r.edge_window,
         exclude_same_query=r.exclude_same_query, edge_rule=EDGE_RULE,

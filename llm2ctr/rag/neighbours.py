@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llm2ctr.rag import artifact as A
 from llm2ctr.rag.index import search, set_search_params
 
 EDGE_RULE = (
@@ -217,13 +218,13 @@ def to_table(pairs: pa.Table, sel: Selection, row_ids: pa.Array | pa.ChunkedArra
             raise ValueError(f"to_table: {len(row_ids)} row ids for {len(sel.nb_rows)} selected rows")
     return pa.table(
         {
-            "pair_id": pair_ids if row_ids is None else row_ids.cast(pa.string()),
-            "nb_pair_ids": _lists(sel.nb_rows, pair_ids, pa.string()),
-            "nb_rsl": _lists(sel.nb_rows, rsl, pa.int8()),
-            "nb_sim": _sim_lists(sel.nb_rows, sel.nb_sims),
-            "nb_majority_rsl": pa.array(sel.majority, pa.int8(), mask=sel.majority == 0),
-            "edge_pair_ids": _lists(sel.edge_rows, pair_ids, pa.string()),
-            "edge_rsl": _lists(sel.edge_rows, rsl, pa.int8()),
-            "edge_sim": _sim_lists(sel.edge_rows, sel.edge_sims),
+            A.PAIR_ID: pair_ids if row_ids is None else row_ids.cast(pa.string()),
+            A.NB_PAIR_IDS: _lists(sel.nb_rows, pair_ids, pa.string()),
+            A.NB_RSL: _lists(sel.nb_rows, rsl, pa.int8()),
+            A.NB_SIM: _sim_lists(sel.nb_rows, sel.nb_sims),
+            A.NB_MAJORITY_RSL: pa.array(sel.majority, pa.int8(), mask=sel.majority == 0),
+            A.EDGE_PAIR_IDS: _lists(sel.edge_rows, pair_ids, pa.string()),
+            A.EDGE_RSL: _lists(sel.edge_rows, rsl, pa.int8()),
+            A.EDGE_SIM: _sim_lists(sel.edge_rows, sel.edge_sims),
         }
     )

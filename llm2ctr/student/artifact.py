@@ -18,6 +18,10 @@ logits. Why the projection is not listed in ``modules.json``: vLLM (and TEI) app
 listed there, so the served vectors would silently switch to the teacher's space; it is appended
 by the user who wants that space (docs/student.md). Module types use the classic
 ``sentence_transformers.models.*`` names, which every sentence-transformers release and vLLM read.
+
+Other stages read the student through this module only: :func:`load_encoder` / :func:`load_student`
+for a folder, :func:`model_dir` / :func:`eval_dir` for where they are, and :func:`encode_pairs`
+(from tokenization.py) for the model's input batch.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from torch import nn
 from llm2ctr.artifacts import ArtifactError, atomic_write_json, read_manifest
 from llm2ctr.config import Config
 from llm2ctr.student.modeling import PairEncoder, Student
+from llm2ctr.student.tokenization import encode_pairs as encode_pairs  # re-exported: the input batch
 
 KIND = "student"
 RELEVANCE = "relevance"
@@ -58,6 +63,14 @@ def model_dir(cfg: Config, variant: str | None = None, seed: int | None = None) 
 
 def export_dir(cfg: Config) -> Path:
     return cfg.stage_dir("student", "export")
+
+
+EVAL_KIND = "student_eval"
+
+
+def eval_dir(cfg: Config) -> Path:
+    """student/eval: the distillation table (eval.json, eval.md, distillation.png), kind student_eval."""
+    return cfg.stage_dir("student", "eval")
 
 
 def write_student(student: Student, tokenizer, folder: str | Path, max_length: int) -> None:

@@ -64,7 +64,7 @@ class PairArrays:
 
 def load_teacher_stores(dirs: Sequence[str | Path]) -> tuple[list[str], np.ndarray]:
     """Union of teacher stores (keys = pair_ids); the first store wins on a repeated key."""
-    from llm2ctr.teacher.store import load_teacher_embeddings
+    from llm2ctr.teacher.artifact import load_teacher_embeddings
 
     all_keys: list[str] = []
     parts: list[np.ndarray] = []

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from llm2ctr.errors import UserError
 from llm2ctr.student.modeling import Student
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, dry_run
         return res
     token = os.environ.get("HF_TOKEN")
     if not token:
-        raise PermissionError("HF_TOKEN is not set; export a write token to push (or use --dry-run)")
+        raise UserError("HF_TOKEN is not set; export a write token to push (or use --dry-run)")
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)

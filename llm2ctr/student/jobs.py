@@ -28,7 +28,15 @@ from llm2ctr.artifacts import (
 )
 from llm2ctr.config import Config
 from llm2ctr.data.store import load_pairs, load_table, save_table
-from llm2ctr.student.artifact import export_dir, load_student, model_dir, tokenizer_dir, write_student
+from llm2ctr.student.artifact import (
+    EVAL_KIND,
+    eval_dir,
+    export_dir,
+    load_student,
+    model_dir,
+    tokenizer_dir,
+    write_student,
+)
 from llm2ctr.student.config import StudentConfig
 from llm2ctr.student.data import PairArrays, concat, load_teacher_stores, tokenize_table
 from llm2ctr.student.losses import VARIANTS, variant_terms
@@ -41,8 +49,10 @@ def teacher_dirs(cfg: Config) -> list[Path]:
     """Configured stores, or the default store plus the distillation-pairs store when present."""
     if cfg.student.teacher_dirs:
         return [Path(d) for d in cfg.student.teacher_dirs]
-    dirs = [cfg.stage_dir("teacher", "embeddings")]
-    extra = cfg.stage_dir("teacher", "distill_embeddings")
+    from llm2ctr.teacher.artifact import distill_embeddings_dir, embeddings_dir
+
+    dirs = [embeddings_dir(cfg)]
+    extra = distill_embeddings_dir(cfg)
     if (extra / "manifest.json").is_file():
         dirs.append(extra)
     return dirs
@@ -239,7 +249,14 @@ def run_train(cfg: Config, variant: str | None = None, out_dir: str | Path | Non
     model = Student.from_config(mcfg, teacher_dim=tdim or 384, pooling=sc.pooling)
     run_dir = cfg.stage_dir("student", "runs", variant.replace("+", "_"), f"seed-{sc.seed}")
     trainer = StudentTrainer(model, train, valid, sc, variant, run_dir)
-    summary = trainer.train(max_steps=max_steps)
+    threads = torch.get_num_threads()
+    if sc.num_threads > 0:  # restored below: later stages in this process keep their own count
+        torch.set_num_threads(sc.num_threads)
+    try:
+        summary = trainer.train(max_steps=max_steps)
+    finally:
+        torch.set_num_threads(threads)
+    summary["threads"] = sc.num_threads or threads
     model = trainer.raw_model
     if len(valid):
         summary["valid_metrics"] = evaluate_loss(trainer.eval_loss_fn, valid, sc.batch_size * 2, trainer.acc.device)
@@ -265,9 +282,9 @@ def run_train(cfg: Config, variant: str | None = None, out_dir: str | Path | Non
 
 def plain_teacher_dir(cfg: Config) -> Path:
     """Teacher embeddings of the bare pairs (no retrieved examples): the ceiling a student can reach."""
-    from llm2ctr.teacher.jobs import default_paths
+    from llm2ctr.teacher.artifact import plain_embeddings_dir
 
-    return default_paths(cfg)["plain_embeddings"]
+    return plain_embeddings_dir(cfg)
 
 
 def run_eval(cfg: Config) -> dict[str, Any]:
@@ -331,7 +348,7 @@ def run_eval(cfg: Config) -> dict[str, Any]:
     rows = aggregate(runs)
     verdict = targets(rows, sc.variant)
     table = table_markdown(rows, verdict) + "".join(f"\n{n}.\n" for n in notes)
-    out = cfg.stage_dir("student", "eval")
+    out = eval_dir(cfg)
     headline = verdict["split"]
     report = {"split": "test", "headline_split": headline, "counts": {**counts, "test_rows": len(held.test)},
               "rows": rows, "targets": verdict, "notes": notes, "runs": runs}
@@ -341,7 +358,7 @@ def run_eval(cfg: Config) -> dict[str, Any]:
         atomic_write_text(tmp / "eval.md", "# Student evaluation (held-out test split)\n\n"
                           "![distillation](distillation.png)\n\n" + table)
         plot_rows(rows, headline, tmp / "distillation.png")
-        write_manifest(tmp, kind="student_eval", stage=STAGE, config=cfg.student, inputs=inputs,
+        write_manifest(tmp, kind=EVAL_KIND, stage=STAGE, config=cfg.student, inputs=inputs,
                        counts={"test_rows": len(held.test), "variants": len({v for v, _, _ in found}),
                                "students": len(found)})
     return {"path": str(out), "table": table, "rows": rows, "targets": verdict}

@@ -21,22 +21,24 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from llm2ctr.artifacts import atomic_dir, atomic_write_json, reading
 from llm2ctr.student.config import StudentConfig
 from llm2ctr.student.data import PairArrays
 from llm2ctr.student.decision import macro_f1
 from llm2ctr.student.losses import DistillLoss
 from llm2ctr.student.modeling import Student
+from llm2ctr.training import (
+    load_checkpoint,
+    load_weights,
+    read_position,
+    save_checkpoint,
+    save_weights,
+    truncate_log,
+)
 
 log = logging.getLogger(__name__)
-
-
-def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
 
 
 def _fingerprint(scfg: StudentConfig, variant: str, train: PairArrays, valid: PairArrays | None) -> dict[str, Any]:
@@ -176,47 +178,31 @@ class StudentTrainer:
     def save_checkpoint(self) -> None:
         """Write weights, optimizer, scheduler, RNG and position atomically (main process)."""
         self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
-            with atomic_dir(self.ckpt_dir) as tmp:
-                save_file(_state_dict(self.raw_model), str(tmp / "model.safetensors"))
-                torch.save(
-                    {
-                        "optimizer": self.optimizer.state_dict(),
-                        "scheduler": self.scheduler.state_dict(),
-                        "torch_rng": torch.get_rng_state(),
-                    },
-                    tmp / "trainer_state.pt",
-                )
-                atomic_write_json(
-                    tmp / "position.json",
-                    {
-                        "fingerprint": self.fp,
-                        "epoch": self.epoch,
-                        "batch_in_epoch": self.batch_in_epoch,
-                        "step": self.step,
-                        "best": self.best if math.isfinite(self.best) else None,
-                        "bad_epochs": self.bad_epochs,
-                        "stopped_early": self.stopped_early,
-                        "history": self.history,
-                    },
-                )
+        if self.acc.is_main_process:  # files: model.safetensors, trainer_state.pt, position.json
+            position = {
+                "fingerprint": self.fp,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "step": self.step,
+                "best": self.best if math.isfinite(self.best) else None,
+                "bad_epochs": self.bad_epochs,
+                "stopped_early": self.stopped_early,
+                "history": self.history,
+            }
+            # torch RNG: dropout draws from it
+            save_checkpoint(self.ckpt_dir, self.raw_model, self.optimizer, self.scheduler, position=position,
+                            rng=("torch",))
         self.acc.wait_for_everyone()
 
     def maybe_resume(self) -> bool:
         """Load the checkpoint if it belongs to this run's config and data; else start fresh."""
-        pos_file = self.ckpt_dir / "position.json"
-        if not pos_file.is_file():
+        pos = read_position(self.ckpt_dir, what="student checkpoint")
+        if pos is None:
             return False
-        pos = json.loads(pos_file.read_text())
         if pos.get("fingerprint") != json.loads(json.dumps(self.fp)):
             log.warning("%s: checkpoint is from a different config or data; starting from scratch", self.ckpt_dir)
             return False
-        with reading(self.ckpt_dir, "student checkpoint"):
-            self.raw_model.load_state_dict(load_file(str(self.ckpt_dir / "model.safetensors")))
-            state = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=True)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
+        pos = load_checkpoint(self.ckpt_dir, self.raw_model, self.optimizer, self.scheduler, what="student checkpoint")
         self.epoch, self.batch_in_epoch, self.step = pos["epoch"], pos["batch_in_epoch"], pos["step"]
         self.best = math.inf if pos["best"] is None else pos["best"]
         self.bad_epochs, self.stopped_early = pos["bad_epochs"], pos["stopped_early"]
@@ -232,10 +218,8 @@ class StudentTrainer:
 
     def _truncate_log(self) -> None:
         """Drop log lines written after the checkpoint (they will be written again)."""
-        if not (self.acc.is_main_process and self.log_file.is_file()):
-            return
-        keep = [ln for ln in self.log_file.read_text().splitlines() if json.loads(ln).get("step", 0) <= self.step]
-        self.log_file.write_text("".join(ln + "\n" for ln in keep))
+        if self.acc.is_main_process:
+            truncate_log(self.log_file, lambda rec: rec.get("step", 0) <= self.step)
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.acc.is_main_process:
@@ -319,7 +303,7 @@ class StudentTrainer:
         bar.close()
         best = self.run_dir / "best.safetensors"
         if best.is_file():
-            self.raw_model.load_state_dict(load_file(str(best)))
+            load_weights(best, self.raw_model, what="best student weights")
         return self.summary(time.perf_counter() - t0, seen)
 
     def _end_epoch(self, device) -> None:
@@ -331,8 +315,7 @@ class StudentTrainer:
             if criterion < self.best - 1e-6:
                 self.best, self.bad_epochs = criterion, 0
                 if self.acc.is_main_process:
-                    save_file(_state_dict(self.raw_model), str(self.run_dir / "best.tmp"))
-                    (self.run_dir / "best.tmp").replace(self.run_dir / "best.safetensors")
+                    save_weights(self.run_dir / "best.safetensors", self.raw_model)
             else:
                 self.bad_epochs += 1
                 if self.scfg.patience and self.bad_epochs >= self.scfg.patience:

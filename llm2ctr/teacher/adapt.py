@@ -27,13 +27,15 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from llm2ctr.artifacts import atomic_dir, atomic_write_bytes, atomic_write_json, read_manifest, write_manifest
+from llm2ctr.artifacts import atomic_dir, atomic_write_json, read_manifest, write_manifest
 from llm2ctr.config import Config
+from llm2ctr.teacher.artifact import ADAPTER_KIND
+from llm2ctr.teacher.artifact import merged_model_dir as merged_model_dir  # its old home
 from llm2ctr.teacher.backends import TeacherBackendError, resolve_model
 from llm2ctr.teacher.prompts import PromptSpec, build_prompts
 
 log = logging.getLogger(__name__)
-KIND = "teacher_adapter"
+KIND = ADAPTER_KIND
 HEAD_FILE = "head.safetensors"
 
 
@@ -55,29 +57,28 @@ def _schedule(idx: np.ndarray, bs: int, epochs: int, max_steps: int, seed: int) 
 
 
 def _save_checkpoint(path: Path, net, head, opt, step: int, losses: list[float], acc_before) -> None:
-    import io
-
-    import torch
+    """The LoRA weights and the head (not the frozen backbone), optimizer, torch RNG (dropout), step."""
     from peft import get_peft_model_state_dict
 
-    buf = io.BytesIO()
-    torch.save({"lora": get_peft_model_state_dict(net), "head": head.state_dict(), "opt": opt.state_dict(),
-                "rng": torch.get_rng_state(), "step": step, "losses": torch.tensor(losses, dtype=torch.float64),
-                "acc_before": torch.tensor(-1.0 if acc_before is None else acc_before, dtype=torch.float64)}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    from llm2ctr.training import save_checkpoint
+
+    weights = {**{f"lora.{k}": v for k, v in get_peft_model_state_dict(net).items()},
+               **{f"head.{k}": v for k, v in head.state_dict().items()}}
+    save_checkpoint(path, weights, opt, position={"step": step, "losses": losses, "acc_before": acc_before},
+                    rng=("torch",))
 
 
 def _load_checkpoint(path: Path, net, head, opt) -> tuple[int, list[float], float | None]:
-    import torch
     from peft import set_peft_model_state_dict
 
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    set_peft_model_state_dict(net, ck["lora"])
-    head.load_state_dict(ck["head"])
-    opt.load_state_dict(ck["opt"])
-    torch.set_rng_state(ck["rng"])
-    acc = float(ck["acc_before"])
-    return int(ck["step"]), ck["losses"].tolist(), None if acc < 0 else acc
+    from llm2ctr.training import load_checkpoint
+
+    def put(weights: dict) -> None:
+        set_peft_model_state_dict(net, {k[5:]: v for k, v in weights.items() if k.startswith("lora.")})
+        head.load_state_dict({k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+
+    pos = load_checkpoint(path, put, opt, what="teacher adapt checkpoint")
+    return pos["step"], pos["losses"], pos["acc_before"]
 
 
 def adapt_teacher(cfg: Config, pairs: pa.Table, neighbours: pa.Table | None, inputs: dict[str, Path], out: Path,
@@ -125,7 +126,7 @@ def adapt_teacher(cfg: Config, pairs: pa.Table, neighbours: pa.Table | None, inp
         if old != work:
             shutil.rmtree(old, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    ckpt = work / "checkpoint.pt"
+    ckpt = work / "checkpoint.pt"  # a training-kit folder (the name predates it; the resume test waits for it)
 
     def logits(rows: np.ndarray):
         enc = tok([prompts[i] for i in rows], padding=True, truncation=True, max_length=t.max_model_len,
@@ -145,7 +146,7 @@ def adapt_teacher(cfg: Config, pairs: pa.Table, neighbours: pa.Table | None, inp
         net.train()
         return float((pred == labels[rows] - 1).mean())
 
-    if ckpt.is_file():
+    if (ckpt / "position.json").is_file():  # (a bare file is a pre-kit checkpoint: start over)
         step, losses, acc_before = _load_checkpoint(ckpt, net, head, opt)
         log.info("resuming teacher adapt from step %d of %d (%s)", step, total, ckpt)
     else:
@@ -182,25 +183,3 @@ def adapt_teacher(cfg: Config, pairs: pa.Table, neighbours: pa.Table | None, inp
     shutil.rmtree(work, ignore_errors=True)
     return {"out": str(out), **metrics}
 
-
-def merged_model_dir(cfg_teacher, adapter: str | Path) -> Path:
-    """A full model folder with the adapter merged (for vLLM / serving); built once per adapter."""
-    adapter = Path(adapter)
-    m = read_manifest(adapter, KIND)
-    out = adapter.with_name(f"{adapter.name}.merged-{m['content_hash'][:12]}")
-    if (out / "config.json").is_file():
-        return out
-    from llm2ctr.teacher.backends.hf import load_encoder
-
-    model_id = resolve_model(cfg_teacher.model)
-    tok, net = load_encoder(cfg_teacher, model_id, adapter, "cpu")
-    with atomic_dir(out) as tmp:
-        net.save_pretrained(str(tmp), safe_serialization=True)
-        tok.save_pretrained(str(tmp))
-        src = Path(model_id)
-        for name in ("modules.json", "sentence_bert_config.json", "1_Pooling", "2_Normalize"):
-            if (src / name).is_dir():
-                shutil.copytree(src / name, tmp / name)
-            elif (src / name).is_file():
-                shutil.copy2(src / name, tmp / name)
-    return out

@@ -28,7 +28,7 @@ class TeacherLoraConfig:
 class TeacherConfig:
     """Teacher backend and embedding job. Owned by the teacher stage."""
 
-    backend: str = "hf"  # hf | vllm | openai
+    backend: str = "hf"  # hf | onnx (hf's model on onnxruntime, llm2ctr[onnx]) | vllm | openai
     model: str = "minilm"  # "minilm" = packaged all-MiniLM-L6-v2; else a hub id or local path
     revision: str = ""  # hub revision (commit/tag); recorded in the manifest
     trust_remote_code: bool = False

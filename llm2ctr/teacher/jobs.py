@@ -7,6 +7,8 @@ from typing import Any
 
 from llm2ctr.artifacts import ArtifactError, read_manifest
 from llm2ctr.config import Config
+from llm2ctr.rag.artifact import NEIGHBOURS_KIND, neighbours_dir
+from llm2ctr.teacher.artifact import adapter_dir, embeddings_dir, plain_embeddings_dir
 
 ADAPTER_KIND = "teacher_adapter"
 
@@ -14,10 +16,10 @@ ADAPTER_KIND = "teacher_adapter"
 def default_paths(cfg: Config) -> dict[str, Path]:
     return {
         "pairs": cfg.stage_dir("data", "pairs"),
-        "neighbours": cfg.stage_dir("rag", "neighbours"),
-        "embeddings": cfg.stage_dir("teacher", "embeddings"),
-        "plain_embeddings": cfg.stage_dir("teacher", "plain_embeddings"),
-        "adapter": cfg.stage_dir("teacher", "adapter"),
+        "neighbours": neighbours_dir(cfg),
+        "embeddings": embeddings_dir(cfg),
+        "plain_embeddings": plain_embeddings_dir(cfg),
+        "adapter": adapter_dir(cfg),
     }
 
 
@@ -42,7 +44,7 @@ def load_inputs(cfg: Config, pairs_dir: str | Path | None, neighbours_dir: str |
     if cfg.teacher.use_rag:
         nb_path = Path(neighbours_dir) if neighbours_dir else paths["neighbours"]
         try:
-            neighbours = load_table(nb_path, "neighbours")
+            neighbours = load_table(nb_path, NEIGHBOURS_KIND)
         except ArtifactError as exc:
             raise ArtifactError(f"{exc}\nteacher.use_rag=true needs the RAG neighbours: run `llm2ctr rag index` "
                                 "and `llm2ctr rag neighbours` first, or set teacher.use_rag=false") from None

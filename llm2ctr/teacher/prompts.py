@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from llm2ctr.data.schema import RSL_NAMES
+from llm2ctr.rag.artifact import EDGE_PAIR_IDS, EDGE_RSL, NB_PAIR_IDS, NB_RSL, PAIR_ID
 from llm2ctr.teacher.config import TeacherConfig
 
 # name -> (header, example line, edge-case line, target). Never edit one in place: add a new name.
@@ -40,7 +41,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
 }
 
-NEIGHBOUR_COLUMNS = ("pair_id", "nb_pair_ids", "nb_rsl", "edge_pair_ids", "edge_rsl")
+# the neighbours-table columns a prompt reads (their names: llm2ctr/rag/artifact.py)
+NEIGHBOUR_COLUMNS = (PAIR_ID, NB_PAIR_IDS, NB_RSL, EDGE_PAIR_IDS, EDGE_RSL)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def _neighbour_lookup(neighbours: pa.Table, where: str) -> dict[str, int]:
     missing = [c for c in NEIGHBOUR_COLUMNS if c not in neighbours.column_names]
     if missing:
         raise ValueError(f"{where}: neighbours table lacks column(s) {missing}; present: {neighbours.column_names}")
-    ids = neighbours.column("pair_id").to_pylist()
+    ids = neighbours.column(PAIR_ID).to_pylist()
     return {pid: i for i, pid in enumerate(ids)}
 
 
@@ -118,10 +120,10 @@ def build_prompts(pairs: pa.Table, spec: PromptSpec, neighbours: pa.Table | None
         text = header.format(instruction=spec.instruction, query=q)
         k = row_of_nb.get(pid)
         if k is not None:
-            ex = lines(cols["nb_pair_ids"][k], cols["nb_rsl"][k], spec.max_examples, k, "nb_pair_ids")
+            ex = lines(cols[NB_PAIR_IDS][k], cols[NB_RSL][k], spec.max_examples, k, NB_PAIR_IDS)
             if ex:
                 text += t["examples_title"] + ex
-            edges = lines(cols["edge_pair_ids"][k], cols["edge_rsl"][k], spec.max_edge_cases, k, "edge_pair_ids")
+            edges = lines(cols[EDGE_PAIR_IDS][k], cols[EDGE_RSL][k], spec.max_edge_cases, k, EDGE_PAIR_IDS)
             if edges:
                 text += t["edges_title"] + edges
         prompts.append(text + t["target"].format(item=item))

@@ -166,3 +166,11 @@ def test_truncated_checkpoint_is_named(world, tmp_path):
     again = StudentTrainer(_model(cfg, tok, tdim), train, None, cfg.student, "sft", tmp_path / "a")
     with pytest.raises(ArtifactError, match=r"checkpoint: student checkpoint is damaged or truncated"):
         again.train(max_steps=4)
+
+
+def test_num_threads_applies_to_training_only(world, tmp_path):
+    cfg = small_config(world, epochs=1, num_threads=1)
+    before = torch.get_num_threads()
+    res = run_train(cfg, "sft+mse", out_dir=tmp_path / "model")
+    assert res["threads"] == 1
+    assert torch.get_num_threads() == before  # later stages in the same process keep theirs

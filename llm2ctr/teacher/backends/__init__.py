@@ -12,15 +12,13 @@ from typing import Protocol
 
 import numpy as np
 
+from llm2ctr.errors import TeacherBackendError  # defined with the error vocabulary; importable here as before
 from llm2ctr.teacher.config import TeacherConfig
 from llm2ctr.teacher.packaged import resolve_packaged
 
-BACKENDS = ("hf", "vllm", "openai")
+__all__ = ["BACKENDS", "Backend", "TeacherBackendError", "make_backend", "resolve_model"]
 
-
-class TeacherBackendError(RuntimeError):
-    """A backend cannot embed (bad server answer, model that does not load); says what to fix."""
-
+BACKENDS = ("hf", "onnx", "vllm", "openai")
 
 class Backend(Protocol):
     """What the embed job needs from a backend."""
@@ -49,11 +47,15 @@ def make_backend(cfg: TeacherConfig, adapter: str | Path | None = None) -> Backe
         from llm2ctr.teacher.backends.hf import HFBackend
 
         return HFBackend(cfg, model, adapter)
+    if cfg.backend == "onnx":  # optional: the hf model run by onnxruntime (llm2ctr[onnx])
+        from llm2ctr.teacher.backends.onnx import ONNXBackend
+
+        return ONNXBackend(cfg, model, adapter)
     if cfg.backend == "vllm":
         from llm2ctr.teacher.backends.vllm_engine import VLLMBackend
 
         if adapter is not None:
-            from llm2ctr.teacher.adapt import merged_model_dir
+            from llm2ctr.teacher.artifact import merged_model_dir
 
             model = str(merged_model_dir(cfg, adapter))
         return VLLMBackend(cfg, model)
@@ -63,12 +65,7 @@ def make_backend(cfg: TeacherConfig, adapter: str | Path | None = None) -> Backe
         if adapter is not None:
             raise TeacherBackendError(
                 "teacher.use_adapter with backend=openai: serve the merged model instead "
-                "(llm2ctr teacher adapt writes it to {workdir}/teacher/adapter/merged)"
+                "(a backend=vllm run builds it once at {workdir}/teacher/adapter.merged-<hash>; docs/teacher.md)"
             )
         return OpenAIBackend(cfg)
     raise TeacherBackendError(f"teacher.backend: unknown backend {cfg.backend!r}; choose one of {BACKENDS}")
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llm2ctr.teacher.backends import TeacherBackendError
+from llm2ctr.errors import TeacherBackendError
 from llm2ctr.teacher.config import TeacherConfig
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from llm2ctr.teacher.backends import TeacherBackendError, l2_normalize
+from llm2ctr.errors import TeacherBackendError
 from llm2ctr.teacher.config import TeacherConfig
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows to unit length (teacher.normalize), applied here to the vectors the server returns."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
 
 
 class OpenAIBackend:

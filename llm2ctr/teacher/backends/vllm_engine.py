@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from llm2ctr.teacher.backends import TeacherBackendError
+from llm2ctr.errors import TeacherBackendError
 from llm2ctr.teacher.config import TeacherConfig
 
 
