@@ -44,7 +44,9 @@ def test_every_check_has_effect_interval_oracle_gain_and_verdict(study):
     # a claim whose pair is not fully studied is listed apart with its reason, never as a verdict row
     assert {s["name"] for s in result["skipped_checks"]} == {
         "prectr_v2_vs_wide_deep_exposed", "prectr_v2_vs_wide_deep_all_candidates", "gate_sensitivity",
-        "encoder_finetune", "encoder_contribution", "encoder_finetune_no_lexical"}
+        "encoder_finetune", "encoder_contribution", "encoder_finetune_no_lexical", "hccp_debias",
+        "hccp_vs_prectr_debias", "hccp_long_tail", "hccp_vs_prectr_debias_finetuned", "long_history_tower",
+        "qin_vs_din"}
     assert all("not in the study" in s["reason"] for s in result["skipped_checks"])
     for c in result["checks"]:
         assert c["verdict"] in ("holds", "falsified", "not testable"), c
