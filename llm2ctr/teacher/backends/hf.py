@@ -131,18 +131,22 @@ class HFBackend:
         out: list[np.ndarray] = []
         bs = self.cfg.batch_size
         for s in range(0, len(texts), bs):
-            batch = [texts[i] for i in order[s:s + bs]]
-            enc = self.tok(batch, padding=True, truncation=True, max_length=self.cfg.max_model_len,
-                           return_tensors="pt").to(self.device)
-            hidden = self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-            vec = pool(hidden, enc["attention_mask"], self.cfg.pooling)
+            hidden, mask = self._hidden([texts[i] for i in order[s:s + bs]])
+            vec = pool(hidden, mask, self.cfg.pooling)
             if self.cfg.normalize:
                 vec = torch.nn.functional.normalize(vec.float(), dim=-1)
             out.append(vec.float().cpu().numpy())
-            self.tokens_seen += int(enc["attention_mask"].sum())
+            self.tokens_seen += int(mask.sum())
         result = np.empty((len(texts), out[0].shape[1]), np.float32)
         result[order] = np.concatenate(out)
         return result
+
+    def _hidden(self, batch: list[str]):
+        """(last hidden states [B, L, d], attention mask [B, L]) of one batch; other runtimes override this."""
+        enc = self.tok(batch, padding=True, truncation=True, max_length=self.cfg.max_model_len,
+                       return_tensors="pt").to(self.device)
+        return self.net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state, \
+            enc["attention_mask"]
 
     def close(self) -> None:
         self.net = None

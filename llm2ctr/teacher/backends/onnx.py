@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from llm2ctr.errors import TeacherBackendError
-from llm2ctr.teacher.backends.hf import HFBackend, load_encoder, pool
+from llm2ctr.teacher.backends.hf import HFBackend, load_encoder
 from llm2ctr.teacher.config import TeacherConfig
 
 
@@ -61,28 +61,14 @@ class ONNXBackend(HFBackend):
             self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         self.net = None
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _hidden(self, batch: list[str]):
+        """The hf backend's batch, through the onnxruntime session (same tokenising, same pooling after)."""
         import torch
 
-        if not texts:
-            return np.zeros((0, 0), np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        out: list[np.ndarray] = []
-        bs = self.cfg.batch_size
-        for s in range(0, len(texts), bs):
-            batch = [texts[i] for i in order[s:s + bs]]
-            enc = self.tok(batch, padding=True, truncation=True, max_length=self.cfg.max_model_len,
-                           return_tensors="np")
-            ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            vec = pool(torch.from_numpy(hidden), torch.from_numpy(mask), self.cfg.pooling)
-            if self.cfg.normalize:
-                vec = torch.nn.functional.normalize(vec.float(), dim=-1)
-            out.append(vec.float().numpy())
-            self.tokens_seen += int(mask.sum())
-        result = np.empty((len(texts), out[0].shape[1]), np.float32)
-        result[order] = np.concatenate(out)
-        return result
+        enc = self.tok(batch, padding=True, truncation=True, max_length=self.cfg.max_model_len, return_tensors="np")
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return torch.from_numpy(hidden), torch.from_numpy(mask)
 
     def close(self) -> None:
         self.session = None
