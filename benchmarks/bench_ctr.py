@@ -75,10 +75,10 @@ def ensure_world(cfg) -> dict[str, object]:
 def throughput(cfg, steps: int) -> list[dict[str, object]]:
     import torch
 
-    from llm2ctr.ctr_finetune import jobs
-    from llm2ctr.ctr_finetune.baselines import build_model, get_spec
-    from llm2ctr.ctr_finetune.prepare import prepare, student_dir
-    from llm2ctr.ctr_finetune.trainer import predict, train
+    from llm2ctr.ctr import jobs
+    from llm2ctr.ctr.baselines import build_model, get_spec
+    from llm2ctr.ctr.prepare import prepare, student_dir
+    from llm2ctr.ctr.trainer import predict, train
     from llm2ctr.student.artifact import load_encoder
 
     prepared = prepare(cfg)
@@ -110,7 +110,7 @@ def throughput(cfg, steps: int) -> list[dict[str, object]]:
 
 
 def suite(cfg) -> dict[str, object]:
-    from llm2ctr.ctr_finetune import jobs
+    from llm2ctr.ctr import jobs
 
     cfg.ctr.max_steps = 0
     out = jobs.run_train(cfg, None, progress=False)
@@ -172,7 +172,7 @@ def main() -> None:
     res: dict = {"machine": machine(args.threads), "config": {"overrides": base + args.overrides}}
     res["built"] = ensure_world(cfg)
     res["throughput"] = throughput(cfg, 20 if args.quick else args.steps)
-    from llm2ctr.ctr_finetune.prepare import prepare
+    from llm2ctr.ctr.prepare import prepare
 
     res["counts"] = prepare(cfg).counts
     if args.suite:

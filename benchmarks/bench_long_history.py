@@ -62,9 +62,9 @@ def step_speed(cfg, prepared, model: str, changes: dict, steps: int = 12, warmup
     same batches for every variant: the quality runs' own samples/s move with the machine's load."""
     import torch
 
-    from llm2ctr.ctr_finetune.baselines import build_model
-    from llm2ctr.ctr_finetune.jobs import TextContexts
-    from llm2ctr.ctr_finetune.registry import get_spec
+    from llm2ctr.ctr.baselines import build_model
+    from llm2ctr.ctr.jobs import TextContexts
+    from llm2ctr.ctr.registry import get_spec
 
     cfg_s = with_ctr(cfg, **changes)
     ctx = TextContexts(cfg_s, prepared).get("none" if model.startswith("dnn") else "distilled")
@@ -103,12 +103,12 @@ def main() -> None:
     import numpy as np
 
     from llm2ctr.config import load_config
-    from llm2ctr.ctr_finetune.intervals import paired_effect
-    from llm2ctr.ctr_finetune.jobs import TextContexts, train_one
-    from llm2ctr.ctr_finetune.prepare import prepare
-    from llm2ctr.ctr_finetune.registry import get_spec
-    from llm2ctr.ctr_finetune.study import load_eval_set, score_models
-    from llm2ctr.ctr_finetune.trainer import predict
+    from llm2ctr.ctr.intervals import paired_effect
+    from llm2ctr.ctr.jobs import TextContexts, train_one
+    from llm2ctr.ctr.prepare import prepare
+    from llm2ctr.ctr.registry import get_spec
+    from llm2ctr.ctr.study import load_eval_set, score_models
+    from llm2ctr.ctr.trainer import predict
 
     cfg = load_config(args.config)
     prepare_world(cfg, Path(args.reuse_from))
@@ -147,7 +147,7 @@ def main() -> None:
             summary = train_one(cfg_s, prepared, get_spec(model), TextContexts(cfg_s, prepared), True, root)
             roots.setdefault(label, []).append(root)
             if s == 0:  # inference speed of the first seed's model, on the exposed test set
-                from llm2ctr.ctr_finetune.baselines import build_model
+                from llm2ctr.ctr.baselines import build_model
 
                 ctx = TextContexts(cfg_s, prepared).get("none" if model.startswith("dnn") else "distilled")
                 m = build_model(get_spec(model), ctx, prepared.spec, cfg_s.ctr)

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_all import machine_line  # noqa: E402
 
 from llm2ctr.artifacts import atomic_write_json, atomic_write_text  # noqa: E402
-from llm2ctr.ctr_finetune.metrics import auc, evaluate, gauc  # noqa: E402
+from llm2ctr.ctr.metrics import auc, evaluate, gauc  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -71,7 +71,7 @@ def embed(cfg, out: Path, threads: int) -> dict:
 def time_features(workdir: Path, scratch: Path) -> dict:
     """History + ranker feature rows, rebuilt from a finished workdir's events in a scratch copy."""
     from llm2ctr.config import load_config
-    from llm2ctr.ctr_finetune.prepare import prepare
+    from llm2ctr.ctr.prepare import prepare
     from llm2ctr.data.jobs import run_history
 
     shutil.rmtree(scratch, ignore_errors=True)

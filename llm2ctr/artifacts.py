@@ -38,9 +38,11 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "student": 2,  # 2: stock BERT layout (student/artifact.py)
     "student_tokenizer": 2,  # 2: one segment, deterministic vocabulary (student/tokenization.py)
     "student_eval": 1,
-    "ranker": 1,
+    "ctr": 1,
     "report": 1,
 }
+# kinds written under an earlier name: read as the new one (workdirs made before the rename stay valid)
+RENAMED_KINDS = {"ranker": "ctr"}
 
 
 def package_version() -> str:
@@ -216,7 +218,7 @@ def read_manifest(directory: str | Path, kind: str | None = None) -> dict[str, A
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path}: manifest is not valid JSON ({exc}); the artifact is corrupted") from None
-    got = manifest.get("kind")
+    got = RENAMED_KINDS.get(manifest.get("kind"), manifest.get("kind"))
     if kind is not None and got != kind:
         raise ArtifactError(f"{path}: expected an artifact of kind '{kind}', found '{got}'")
     version = manifest.get("schema_version")

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from llm2ctr.ctr_finetune.config import CtrConfig
+from llm2ctr.ctr.config import CtrConfig
 from llm2ctr.data.config import DataConfig
 from llm2ctr.errors import ConfigError  # defined with the error vocabulary; importable here as before
 from llm2ctr.rag.config import RagConfig
@@ -54,6 +54,10 @@ class Config:
 
     workdir: str = "runs/quickstart"
     seed: int = 0
+    # independent training jobs run side by side (student seeds and variants, ranker models x seeds),
+    # each in its own process on student.num_threads / ctr.num_threads threads; 0 = one per CPU core.
+    # How the work is organised, not what is learned: no stage's config hash includes it.
+    workers: int = 1
     data: DataConfig = field(default_factory=DataConfig)
     rag: RagConfig = field(default_factory=RagConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

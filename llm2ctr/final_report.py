@@ -82,14 +82,14 @@ def write_final_report(cfg: Config, records: dict[str, dict[str, Any]] | None = 
     ``records``: the pipeline's record of each finished stage (``llm2ctr.pipeline.read_records``),
     for the data summary and the timings; without them those two sections are empty.
     """
-    from llm2ctr.ctr_finetune import artifact as ranker
+    from llm2ctr.ctr import artifact as ctr_artifact
     from llm2ctr.student.artifact import EVAL_KIND, eval_dir
 
     records = records or {}
     student_eval = eval_dir(cfg)
-    ctr_report = ranker.report_dir(cfg)
+    ctr_report = ctr_artifact.report_dir(cfg)
     read_manifest(student_eval, EVAL_KIND)
-    read_manifest(ctr_report, ranker.REPORT_KIND)
+    read_manifest(ctr_report, ctr_artifact.REPORT_KIND)
     eval_json = json.loads((student_eval / "eval.json").read_text())
     speed = measure_speed(cfg)
 
@@ -124,11 +124,11 @@ def write_final_report(cfg: Config, records: dict[str, dict[str, Any]] | None = 
         ]
     else:
         lines += ["", speed["teacher_note"]]
-    ranker_md = (ctr_report / ranker.REPORT_MD).read_text()
+    ranker_md = (ctr_report / ctr_artifact.REPORT_MD).read_text()
     ranker_md = "\n".join(("#" + ln) if ln.startswith("#") else ln for ln in ranker_md.splitlines())
-    study = ranker.study_dir(cfg)
-    if (study / ranker.STUDY_MD).is_file():  # the seeded study: the ranker's headline table
-        study_md = (study / ranker.STUDY_MD).read_text().split("\n", 1)[-1]
+    study = ctr_artifact.study_dir(cfg)
+    if (study / ctr_artifact.STUDY_MD).is_file():  # the seeded study: the ranker's headline table
+        study_md = (study / ctr_artifact.STUDY_MD).read_text().split("\n", 1)[-1]
         study_md = "\n".join(("##" + ln) if ln.startswith("#") else ln for ln in study_md.splitlines())
         lines += ["", "## Ranker study (seeds and 95% intervals)", "", study_md.strip()]
     lines += ["", "## Ranker (first seed, per segment)", "", ranker_md]
@@ -138,7 +138,7 @@ def write_final_report(cfg: Config, records: dict[str, dict[str, Any]] | None = 
 
     out = cfg.stage_dir("report")
     with atomic_dir(out) as tmp:
-        for png in [*ctr_report.glob("*.png"), *study.glob(ranker.STUDY_PNG)]:
+        for png in [*ctr_report.glob("*.png"), *study.glob(ctr_artifact.STUDY_PNG)]:
             shutil.copy2(png, tmp / png.name)
         if (student_eval / "distillation.png").is_file():
             shutil.copy2(student_eval / "distillation.png", tmp / "distillation.png")

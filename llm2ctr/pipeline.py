@@ -22,7 +22,8 @@ from typing import Any
 
 from llm2ctr.artifacts import ArtifactError, atomic_write_json, hash_files, read_manifest
 from llm2ctr.config import Config
-from llm2ctr.ctr_finetune import artifact as ranker
+from llm2ctr.ctr import artifact as ctr_artifact
+from llm2ctr.errors import ConfigError
 
 log = logging.getLogger(__name__)
 RECORDS_DIR = ".pipeline"
@@ -97,22 +98,22 @@ _run_student_tokenizer = _job("llm2ctr.student.jobs", "run_tokenizer")
 
 
 def _run_student_train(cfg: Config) -> dict:
-    """Every variant of pipeline.student_variants (and student.variant, the ranker's) for each table seed."""
+    """Every variant of pipeline.student_variants (and student.variant, the ranker's) for each table
+    seed; ``workers`` of them at once."""
+    from llm2ctr.parallel import run_jobs
     from llm2ctr.student.jobs import run_train
 
-    out = {}
     variants = list(dict.fromkeys([*cfg.pipeline.student_variants, cfg.student.variant]))
     seeds = [cfg.student.seed + k for k in range(max(1, cfg.student.eval_seeds))]
-    for variant in variants:
-        for seed in seeds:
-            out[f"{variant} seed {seed}"] = run_train(cfg, variant=variant, seed=seed)
-    return out
+    labels = [f"{variant} seed {seed}" for variant in variants for seed in seeds]
+    jobs = [(cfg, variant, None, None, seed) for variant in variants for seed in seeds]
+    return dict(zip(labels, run_jobs(run_train, jobs, labels, cfg.workers, "train students"), strict=True))
 
 
 _run_student_eval = _job("llm2ctr.student.jobs", "run_eval")
-_run_ctr_train = _job("llm2ctr.ctr_finetune.jobs", "run_train", models=lambda cfg: cfg.pipeline.ctr_models or None)
-_run_ctr_report = _job("llm2ctr.ctr_finetune.jobs", "run_report")
-_run_ctr_study = _job("llm2ctr.ctr_finetune.study", "run_study")
+_run_ctr_train = _job("llm2ctr.ctr.jobs", "run_train", models=lambda cfg: cfg.pipeline.ctr_models or None)
+_run_ctr_report = _job("llm2ctr.ctr.jobs", "run_report")
+_run_ctr_study = _job("llm2ctr.ctr.study", "run_study")
 _run_final_report = _job("llm2ctr.final_report", "write_final_report", records=lambda cfg: read_records(cfg))
 
 
@@ -170,18 +171,18 @@ STAGES: tuple[Stage, ...] = (
           ("student/model", "teacher/embeddings", "teacher/plain_embeddings"),
           ("student/eval",), "distillation table: lexical baselines, teacher probes, students over seeds"),
     Stage("ctr_train", _run_ctr_train, ("ctr", "pipeline.ctr_models"),
-          ("data/events", "data/counterfactual", "data/history", "student/model"), (ranker.MODELS,),
+          ("data/events", "data/counterfactual", "data/history", "student/model"), (ctr_artifact.MODELS,),
           "PRECTR-V2, baselines and ablations"),
-    Stage("ctr_study", _run_ctr_study, ("ctr",), (ranker.MODELS, "data/ground_truth"), (ranker.STUDY,),
+    Stage("ctr_study", _run_ctr_study, ("ctr",), (ctr_artifact.MODELS, "data/ground_truth"), (ctr_artifact.STUDY,),
           "the ranker over ctr.study_seeds seeds: every claim with a 95% interval, oracle gain and control"),
-    Stage("ctr_report", _run_ctr_report, ("ctr",), (ranker.MODELS, ranker.STUDY, "data/ground_truth"), (ranker.REPORT,),
+    Stage("ctr_report", _run_ctr_report, ("ctr",), (ctr_artifact.MODELS, ctr_artifact.STUDY, "data/ground_truth"), (ctr_artifact.REPORT,),
           "ranker report + ground-truth checks"),
-    Stage("report", _run_final_report, (), ("student/eval", ranker.REPORT, ranker.STUDY), ("report",),
+    Stage("report", _run_final_report, (), ("student/eval", ctr_artifact.REPORT, ctr_artifact.STUDY), ("report",),
           "one report for the whole pipeline"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # outputs that are folders of artifacts (one manifest per member) rather than one artifact
-COLLECTIONS = frozenset({ranker.MODELS})
+COLLECTIONS = frozenset({ctr_artifact.MODELS})
 
 
 def _content_hash(workdir: Path, rel: str) -> str | None:
@@ -226,7 +227,7 @@ def run_pipeline(cfg: Config, only: list[str] | None = None, force: bool = False
     selected = only or cfg.pipeline.stages or list(STAGE_NAMES)
     unknown = sorted(set(selected) - set(STAGE_NAMES))
     if unknown:
-        raise ValueError(f"unknown pipeline stage(s) {unknown}; stages are: {', '.join(STAGE_NAMES)}")
+        raise ConfigError(f"unknown pipeline stage(s) {unknown}; stages are: {', '.join(STAGE_NAMES)}")
     workdir = Path(cfg.workdir)
     results: dict[str, Any] = {}
     t_all = time.perf_counter()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from llm2ctr.artifacts import ArtifactError, atomic_dir, read_manifest, verify_content
+from llm2ctr.artifacts import ArtifactError, atomic_dir, read_manifest, verify_content, write_manifest
 from llm2ctr.data.store import load_pairs, save_table
 
 
@@ -69,3 +69,17 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path: Path):
 def test_missing_column_is_named(tmp_path: Path):
     with pytest.raises(ValueError, match=r"missing required column\(s\) \['item_text'\]"):
         save_table(_pairs().drop(["item_text"]), tmp_path / "p", kind="pairs", stage="t")
+
+
+def test_a_kind_written_under_its_old_name_reads_as_the_new_one(tmp_path: Path):
+    """Ranker folders written before the stage was named ``ctr`` (kind "ranker") stay readable."""
+    out = tmp_path / "model"
+    with atomic_dir(out) as tmp:
+        (tmp / "w.txt").write_text("x")
+        write_manifest(tmp, kind="ctr", stage="ctr", config={}, inputs={})
+    m = json.loads((out / "manifest.json").read_text())
+    m["kind"] = "ranker"
+    (out / "manifest.json").write_text(json.dumps(m))
+    assert read_manifest(out, "ctr")["schema_version"] == 1
+    with pytest.raises(ArtifactError, match="expected an artifact of kind 'pairs', found 'ctr'"):
+        read_manifest(out, "pairs")

@@ -1,7 +1,7 @@
 """The house rules of the package layout, checked on the source (docs/development.md, "Map of the house").
 
-1. Imports go one way: bottom (artifacts, config, errors, sizing, training, every stage's
-   config.py and __init__.py) <- data <- rag <- teacher <- student <- ctr_finetune <- top
+1. Imports go one way: bottom (artifacts, config, errors, parallel, sizing, training, every stage's
+   config.py and __init__.py) <- data <- rag <- teacher <- student <- ctr <- top
    (pipeline, final_report, cli/*, the ``__main__`` shims). A stage imports its own modules, the
    bottom and earlier stages; nothing imports a later layer; no module imports itself through a
    chain of others (a cycle), inside a layer either (cli modules included).
@@ -21,8 +21,8 @@ from pathlib import Path
 
 PKG = "llm2ctr"
 ROOT = Path(__file__).resolve().parents[1] / PKG
-STAGES = ("data", "rag", "teacher", "student", "ctr_finetune")
-BOTTOM_MODULES = {"artifacts", "config", "errors", "sizing", "training"}
+STAGES = ("data", "rag", "teacher", "student", "ctr")
+BOTTOM_MODULES = {"artifacts", "config", "errors", "parallel", "sizing", "training"}
 TOP_MODULES = {"pipeline", "final_report", "__main__"}
 LAYER_NAMES = ("bottom", *STAGES, "top")
 
@@ -266,19 +266,19 @@ def test_the_checker_sees_lazy_relative_and_dynamic_imports_and_cycles():
         "import llm2ctr.artifacts\n"
         "from . import store\n"
         "def f():\n"
-        "    from llm2ctr.ctr_finetune.jobs import run_train\n"
+        "    from llm2ctr.ctr.jobs import run_train\n"
         "    from llm2ctr.cli import data_ingest\n"
         "    return importlib.import_module('llm2ctr.rag.jobs')\n"
     )
     edges = _edges(ast.parse(src), "llm2ctr.data.made_up")
-    assert set(edges) == {"llm2ctr.artifacts", "llm2ctr.data.store", "llm2ctr.ctr_finetune.jobs", "llm2ctr.cli",
+    assert set(edges) == {"llm2ctr.artifacts", "llm2ctr.data.store", "llm2ctr.ctr.jobs", "llm2ctr.cli",
                           "llm2ctr.cli.data_ingest", "llm2ctr.rag.jobs", "llm2ctr.data"}
     assert [d for d in edges if not _may_import("llm2ctr.data.made_up", d)] == [
-        "llm2ctr.ctr_finetune.jobs", "llm2ctr.cli", "llm2ctr.cli.data_ingest", "llm2ctr.rag.jobs"]
+        "llm2ctr.ctr.jobs", "llm2ctr.cli", "llm2ctr.cli.data_ingest", "llm2ctr.rag.jobs"]
     graph = {"a": {"b": 1}, "b": {"c": 2, "d": 5}, "c": {"a": 3}, "d": {"b": 4}, "e": {"a": 6}}
     assert _cycles(graph) == [["a", "b", "c", "a"], ["b", "d", "b"]]
-    assert _may_import("llm2ctr.data.jobs", "llm2ctr.ctr_finetune.config")  # every stage's config is bottom
-    assert not _may_import("llm2ctr.ctr_finetune.config", "llm2ctr.ctr_finetune.jobs")
+    assert _may_import("llm2ctr.data.jobs", "llm2ctr.ctr.config")  # every stage's config is bottom
+    assert not _may_import("llm2ctr.ctr.config", "llm2ctr.ctr.jobs")
     assert layer("llm2ctr.student.__main__") == "top"
 
 

@@ -35,14 +35,8 @@ def add_command(
     func: Callable[[argparse.Namespace], int | None],
     help_text: str,
     description: str | None = None,
-    user_errors: tuple[type[BaseException], ...] = (),
 ) -> argparse.ArgumentParser:
-    """Add a verb that takes --config FILE and key=value overrides, dispatching to ``func``.
-
-    ``user_errors``: built-in exception types that this verb's stage still raises for problems
-    the user can fix (a bare ``ValueError`` for a bad setting); :func:`run_guarded` prints them
-    like a :class:`UserError`. Transitional: empty once the stage raises ``llm2ctr.errors`` classes.
-    """
+    """Add a verb that takes --config FILE and key=value overrides, dispatching to ``func``."""
     p = verbs.add_parser(
         name,
         help=help_text,
@@ -57,7 +51,7 @@ def add_command(
         help="config overrides with dotted keys, e.g. data.simulate.n_users=500",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.set_defaults(func=func, user_errors=tuple(user_errors))
+    p.set_defaults(func=func)
     return p
 
 
@@ -77,13 +71,10 @@ def run_guarded(func: Callable[[argparse.Namespace], Any], args: argparse.Namesp
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    legacy = tuple(getattr(args, "user_errors", ()))
     try:
         rc = func(args)
     except UserError as exc:  # ConfigError, InputError, ArtifactError, ... (llm2ctr/errors.py)
         return _fail(str(exc), exc.exit_code)
-    except legacy as exc:  # a stage's bare ValueError etc., declared by its verb (add_command)
-        return _fail(str(exc), UserError.exit_code)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             where = exc.filename or "(the library did not say which file)"

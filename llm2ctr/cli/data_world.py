@@ -8,10 +8,6 @@ from collections.abc import Callable
 
 from llm2ctr.cli.common import add_command, config_from_args
 
-# the world jobs still raise bare ValueError for a bad data.* setting (run_guarded prints it like a
-# UserError); drop this once synth/simulate/history raise llm2ctr.errors classes
-_LEGACY = (ValueError,)
-
 
 def _print_job(func: str, **paths: str) -> Callable[[argparse.Namespace], int]:
     """A verb that runs ``llm2ctr.data.jobs.<func>`` and prints its summary."""
@@ -47,14 +43,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "Write {workdir}/data/catalogue and {workdir}/data/pairs (split by query).\n"
         "Labels: 4 exact, 3 substitute, 2 complement, 1 irrelevant (docs/data-simulator.md).\n"
         "Settings: data.synth.* and data.split.* (e.g. data.synth.n_queries=2000).",
-        user_errors=_LEGACY,
     )
     p = add_command(
         verbs, "simulate", _simulate, "simulate users, exposures and clicks over a pairs table",
         "Write {workdir}/data/events, data/counterfactual and data/ground_truth from a pairs\n"
         "table (the synthetic one by default, or any imported one via --pairs).\n"
         "Settings: data.simulate.* (e.g. data.simulate.n_requests=100000).",
-        user_errors=_LEGACY,
     )
     p.add_argument("--pairs", metavar="DIR", default=None, help="pairs artifact (default {workdir}/data/pairs)")
     p = add_command(
@@ -62,7 +56,6 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "Write {workdir}/data/history: per request the user's last m behaviours before it and the\n"
         "top-k behaviours of the category's most active training-window users by query similarity.\n"
         "Settings: data.history.* (e.g. data.history.max_user_history=50).",
-        user_errors=_LEGACY,
     )
     p.add_argument("--events", metavar="DIR", default=None, help="events artifact (default {workdir}/data/events)")
     p = add_command(

@@ -8,10 +8,6 @@ import json
 
 from llm2ctr.cli.common import add_command, config_from_args
 
-# embed and adapt still raise bare ValueError for a bad option (--shard, teacher.template, ...); run_guarded
-# prints it like a UserError. Drop this once they raise llm2ctr.errors classes
-_LEGACY = (ValueError,)
-
 
 def _print(summary: dict) -> None:
     print(json.dumps(summary, indent=2, default=str))
@@ -73,7 +69,6 @@ def register(verbs: argparse._SubParsersAction) -> None:
             "  llm2ctr teacher embed --config configs/qwen7b-vllm.yaml --shard 0/4   # no cluster: 1 of 4 machines\n"
             "  llm2ctr teacher merge --config configs/qwen7b-vllm.yaml              # join the 4 parts"
         ),
-        user_errors=_LEGACY,
     )
     p.add_argument("--shard", metavar="I/N", help="embed only part I of N (0-based) into embeddings.part-I-of-N")
     p.add_argument("--engine", choices=["local", "ray"],
@@ -92,8 +87,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
                     "embed the bare `query [SEP] item` pairs into {workdir}/teacher/plain_embeddings",
                     description="The same teacher on the bare pair text (template pair-v1: no instruction, no "
                     "retrieved examples),\nthe text the student reads. `student eval` fits its plain-pair teacher "
-                    "probe on these vectors:\nthe ceiling for a student that sees no retrieved labels at inference.",
-                    user_errors=_LEGACY)
+                    "probe on these vectors:\nthe ceiling for a student that sees no retrieved labels at inference.")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
     p = add_command(verbs, "merge", _merge, "merge the parts of a `teacher embed --shard I/N` job into one store",
@@ -105,7 +99,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p = add_command(verbs, "adapt", _adapt, "LoRA-adapt the teacher on relevance labels; adapter to {workdir}/teacher/adapter",
                     description="Fine-tune LoRA adapters (peft, teacher.lora.*) of the teacher through its pooled "
                     "embedding\nwith a 4-way rsl head on the RAG prompts of labelled training pairs. Use it "
-                    "with\n`llm2ctr teacher embed teacher.use_adapter=true`.", user_errors=_LEGACY)
+                    "with\n`llm2ctr teacher embed teacher.use_adapter=true`.")
     p.add_argument("--pairs", metavar="DIR", help="pairs artifact (default {workdir}/data/pairs)")
     p.add_argument("--neighbours", metavar="DIR", help="neighbours artifact (default {workdir}/rag/neighbours)")
     p.add_argument("--out", metavar="DIR", help="adapter directory (default {workdir}/teacher/adapter)")

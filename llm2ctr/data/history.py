@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from llm2ctr.data.config import HistoryConfig
+from llm2ctr.errors import ConfigError, InputError
 
 HISTORY_SCHEMA = pa.schema([
     pa.field("request_id", pa.string(), nullable=False),
@@ -76,9 +77,9 @@ def make_similarity(name: str) -> Similarity:
     if name == "token_overlap":
         return TokenOverlapSimilarity()
     if name == "embedder":
-        raise ValueError("data.history.similarity=embedder: build it with the rag stage "
+        raise ConfigError("data.history.similarity=embedder: build it with the rag stage "
                          "(llm2ctr.data.history.EmbeddingSimilarity(embed)) and pass it to build_history")
-    raise ValueError(f"data.history.similarity={name!r}: expected 'token_overlap' or 'embedder'")
+    raise ConfigError(f"data.history.similarity={name!r}: expected 'token_overlap' or 'embedder'")
 
 
 def _ragged_arange(counts: np.ndarray) -> np.ndarray:
@@ -99,11 +100,11 @@ def _check(events: pa.Table, cfg: HistoryConfig, source: str) -> None:
     need = ["request_id", "user_id", "ts", "query", "category", "pair_id", "click", "rsl"]
     missing = [c for c in need if c not in events.column_names]
     if missing:
-        raise ValueError(f"{source}: missing column(s) {missing}; history needs {need}")
+        raise InputError(f"{source}: missing column(s) {missing}; history needs {need}")
     if cfg.behaviour not in ("click", "impression"):
-        raise ValueError(f"data.history.behaviour={cfg.behaviour!r}: expected 'click' or 'impression'")
+        raise ConfigError(f"data.history.behaviour={cfg.behaviour!r}: expected 'click' or 'impression'")
     if cfg.max_user_history < 0 or cfg.cross_user_k < 0 or cfg.top_users_per_category < 0:
-        raise ValueError("data.history: max_user_history, cross_user_k and top_users_per_category must be >= 0")
+        raise ConfigError("data.history: max_user_history, cross_user_k and top_users_per_category must be >= 0")
 
 
 def build_history(events: pa.Table, cfg: HistoryConfig, similarity: Similarity | None = None,

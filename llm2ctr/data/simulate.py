@@ -51,6 +51,7 @@ from llm2ctr.data.simulate_world import (
     build_users,
     rng_for,
 )
+from llm2ctr.errors import ConfigError
 
 WORLDS = ("query_types", "classic")
 
@@ -81,7 +82,7 @@ def check_config(cfg: SimulateConfig) -> None:
     ]
     for ok, key, expected in checks:
         if not ok:
-            raise ValueError(f"data.simulate.{key}={getattr(cfg, key)!r}: expected {expected}")
+            raise ConfigError(f"data.simulate.{key}={getattr(cfg, key)!r}: expected {expected}")
 
 
 def _row_rank(key: np.ndarray) -> np.ndarray:
@@ -127,7 +128,7 @@ class Simulation:
 def _calibrate(z: np.ndarray, examine: np.ndarray, target: float) -> float:
     """Intercept a with mean(examine * sigmoid(z + a)) = target (bisection; mean is monotone in a)."""
     if examine.mean() <= target:
-        raise ValueError(f"data.simulate.target_ctr={target}: unreachable, the mean examination "
+        raise ConfigError(f"data.simulate.target_ctr={target}: unreachable, the mean examination "
                          f"probability is only {examine.mean():.4f}; lower position_bias_power or target_ctr")
     lo, hi = -30.0, 30.0
     for _ in range(60):

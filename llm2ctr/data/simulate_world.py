@@ -17,6 +17,7 @@ from scipy.special import ndtri
 
 from llm2ctr.data.config import SimulateConfig
 from llm2ctr.data.query_types import assign_query_types
+from llm2ctr.errors import InputError
 
 N_SEGMENTS = 4
 SEGMENT_NAMES = ("bargain", "casual", "premium", "enthusiast")
@@ -64,11 +65,11 @@ def build_pool(pairs: pa.Table, cfg: SimulateConfig, seed: int, source: str = "p
     bad = labelled & ((rsl < 1) | (rsl > 4))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{source}: row {row}, column '{rsl_col}': value {int(rsl[row])}; expected 1..4 or null")
+        raise InputError(f"{source}: row {row}, column '{rsl_col}': value {int(rsl[row])}; expected 1..4 or null")
     rng = rng_for(seed, cfg, 11)
     rows = np.flatnonzero(labelled)
     if len(rows) == 0:
-        raise ValueError(f"{source}: no labelled pairs (every '{rsl_col}' is null); the simulator needs rsl")
+        raise InputError(f"{source}: no labelled pairs (every '{rsl_col}' is null); the simulator needs rsl")
     q_codes, q_text = pd.factorize(pd.Series(_column(pairs, "query")[rows], dtype=object), sort=True)
     # pool = a seeded random subset of each query's labelled pairs (all of them if few enough)
     order = np.lexsort((rng.random(len(rows)), q_codes))

@@ -26,6 +26,7 @@ import pyarrow as pa
 from llm2ctr.data.config import SplitConfig, SynthConfig
 from llm2ctr.data.splits import assign_pair_splits
 from llm2ctr.data.synth_vocab import CATEGORIES, Category
+from llm2ctr.errors import ConfigError
 
 # attributes a query may name besides its product type, in the order of query_attribute_prob
 QUERY_ATTRS = ("brand", "colour", "variant", "material", "series")
@@ -39,17 +40,17 @@ def _rng(seed: int, synth_seed: int, stream: int) -> np.random.Generator:
 def check_config(cfg: SynthConfig) -> None:
     """Refuse settings the generator cannot honour, naming the key and the allowed range."""
     if not 1 <= cfg.n_categories <= len(CATEGORIES):
-        raise ValueError(f"data.synth.n_categories={cfg.n_categories}: expected 1..{len(CATEGORIES)} "
+        raise ConfigError(f"data.synth.n_categories={cfg.n_categories}: expected 1..{len(CATEGORIES)} "
                          "(the built-in vocabulary's size, llm2ctr/data/synth_vocab.py)")
     if cfg.items_per_category < 1 or cfg.n_queries < 1 or cfg.pairs_per_query < 1:
-        raise ValueError("data.synth.items_per_category, n_queries and pairs_per_query must be >= 1")
+        raise ConfigError("data.synth.items_per_category, n_queries and pairs_per_query must be >= 1")
     mix = np.asarray(cfg.label_mix, dtype=float)
     if mix.shape != (4,) or (mix < 0).any() or mix.sum() <= 0:
-        raise ValueError(f"data.synth.label_mix={cfg.label_mix}: expected 4 non-negative shares for rsl 4,3,2,1")
+        raise ConfigError(f"data.synth.label_mix={cfg.label_mix}: expected 4 non-negative shares for rsl 4,3,2,1")
     if not 0.0 <= cfg.unlabelled_share < 1.0:
-        raise ValueError(f"data.synth.unlabelled_share={cfg.unlabelled_share}: expected 0 <= share < 1")
+        raise ConfigError(f"data.synth.unlabelled_share={cfg.unlabelled_share}: expected 0 <= share < 1")
     if len(cfg.query_attribute_prob) != len(QUERY_ATTRS):
-        raise ValueError(f"data.synth.query_attribute_prob={cfg.query_attribute_prob}: expected "
+        raise ConfigError(f"data.synth.query_attribute_prob={cfg.query_attribute_prob}: expected "
                          f"{len(QUERY_ATTRS)} probabilities ({', '.join(QUERY_ATTRS)})")
 
 
@@ -243,7 +244,7 @@ def build_queries(cfg: SynthConfig, attrs: dict[str, np.ndarray], seed: int = 0)
         if n_found >= cfg.n_queries:
             break
     if n_found == 0:
-        raise ValueError("data.synth: could not write any query; raise items_per_category")
+        raise ConfigError("data.synth: could not write any query; raise items_per_category")
     return {k: np.concatenate(v) for k, v in got.items()}
 
 

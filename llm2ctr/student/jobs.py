@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from tqdm.auto import tqdm
 
 from llm2ctr.artifacts import (
     ArtifactError,
@@ -28,6 +29,8 @@ from llm2ctr.artifacts import (
 )
 from llm2ctr.config import Config
 from llm2ctr.data.store import load_pairs, load_table, save_table
+from llm2ctr.errors import ConfigError
+from llm2ctr.parallel import torch_threads
 from llm2ctr.student.artifact import (
     EVAL_KIND,
     eval_dir,
@@ -208,7 +211,7 @@ def apply_decision_rule(model, valid: PairArrays, sc: StudentConfig) -> dict[str
             info.update(rule="tuned", offsets=[round(float(o), 4) for o in offsets])
         info["valid_macro_f1"] = round(after, 4)
     elif sc.decision_rule != "argmax":
-        raise ValueError(f"student.decision_rule={sc.decision_rule!r}: expected 'tuned' or 'argmax'")
+        raise ConfigError(f"student.decision_rule={sc.decision_rule!r}: expected 'tuned' or 'argmax'")
     collapsed = head_collapse(logits.argmax(1), y)
     if collapsed:
         log.warning("the relevance head predicts level %d for %.0f%% of validation pairs (true share %.0f%%): it "
@@ -249,14 +252,9 @@ def run_train(cfg: Config, variant: str | None = None, out_dir: str | Path | Non
     model = Student.from_config(mcfg, teacher_dim=tdim or 384, pooling=sc.pooling)
     run_dir = cfg.stage_dir("student", "runs", variant.replace("+", "_"), f"seed-{sc.seed}")
     trainer = StudentTrainer(model, train, valid, sc, variant, run_dir)
-    threads = torch.get_num_threads()
-    if sc.num_threads > 0:  # restored below: later stages in this process keep their own count
-        torch.set_num_threads(sc.num_threads)
-    try:
+    with torch_threads(sc.num_threads):  # later stages in this process keep their own count
         summary = trainer.train(max_steps=max_steps)
-    finally:
-        torch.set_num_threads(threads)
-    summary["threads"] = sc.num_threads or threads
+    summary["threads"] = sc.num_threads or torch.get_num_threads()
     model = trainer.raw_model
     if len(valid):
         summary["valid_metrics"] = evaluate_loss(trainer.eval_loss_fn, valid, sc.batch_size * 2, trainer.acc.device)
@@ -287,19 +285,39 @@ def plain_teacher_dir(cfg: Config) -> Path:
     return plain_embeddings_dir(cfg)
 
 
-def run_eval(cfg: Config) -> dict[str, Any]:
-    """The distillation table on the labelled test split: lexical baselines, teacher probes, students
-    (every variant and seed found), per split all / seen / unseen; writes student/eval."""
+def eval_row(held: Any, data: PairArrays, sc: StudentConfig, kind: str, name: str, path: Path | None = None,
+             seed: int | None = None) -> dict[str, Any]:
+    """One row group of the distillation table: a lexical baseline, a teacher probe or one student
+    (``held``: the table's :class:`~llm2ctr.student.evaluation.HeldOut` rows of ``data``)."""
     from llm2ctr.student.baselines import lexical_lr, tfidf_lr
     from llm2ctr.student.data import join_teacher
-    from llm2ctr.student.evaluation import (
-        HeldOut,
-        aggregate,
-        evaluate_student,
-        plot_rows,
-        table_markdown,
-        targets,
-    )
+    from llm2ctr.student.evaluation import evaluate_student
+
+    if kind == "baseline":
+        fit = {"TF-IDF + LR": tfidf_lr, "BM25/overlap + LR": lexical_lr}[name]
+        texts = [(d.queries.tolist(), d.items.tolist()) for d in (held.train, held.valid, held.test)]
+        v_logits, t_logits = fit(texts[0], held.train.labels, texts[1], held.valid.labels, texts[2],
+                                 balanced=sc.class_weight == "balanced", seed=sc.seed)
+        return {"model": name, "metrics": held.score(v_logits, t_logits)}
+    if kind == "probe" and path is None:
+        return {"model": name, "metrics": held.probe(lambda d: d.teacher, sc.seed)}
+    if kind == "probe":
+        keys, vecs = load_teacher_stores([path])
+        joined = {id(p): join_teacher(p.pair_ids.tolist(), keys, vecs)[0] for p in (held.train, held.valid, held.test)}
+        return {"model": name, "metrics": held.probe(lambda d: joined[id(d)], sc.seed)}
+    model, _ = load_student(path)
+    return evaluate_student(model, held, name, int(seed), data)
+
+
+def run_eval(cfg: Config) -> dict[str, Any]:
+    """The distillation table on the labelled test split: lexical baselines, teacher probes, students
+    (every variant and seed found), per split all / seen / unseen; writes student/eval.
+
+    The rows run one after another in this process on all its threads: in ``workers`` processes
+    they took longer (85 s vs 57 s for the quickstart's 10 rows on 2 cores; every worker
+    re-tokenizes the pairs, and the probes' solver uses both cores anyway)."""
+    from llm2ctr.student.data import join_teacher
+    from llm2ctr.student.evaluation import HeldOut, aggregate, plot_rows, table_markdown, targets
 
     sc = cfg.student
     seeds = [sc.seed + k for k in range(max(1, sc.eval_seeds))]
@@ -313,38 +331,24 @@ def run_eval(cfg: Config) -> dict[str, Any]:
     if not len(held.test) or not len(held.train):
         raise ArtifactError(f"{cfg.stage_dir('data', 'pairs')}: the table needs labelled train and test pairs "
                             f"(train {len(held.train)}, test {len(held.test)})")
-    balanced = sc.class_weight == "balanced"
-
-    def texts(d: PairArrays) -> tuple[list[str], list[str]]:
-        return d.queries.tolist(), d.items.tolist()
-
-    runs: list[dict[str, Any]] = []
-    for name, fit in (("TF-IDF + LR", tfidf_lr), ("BM25/overlap + LR", lexical_lr)):
-        log.info("baseline %s", name)
-        v_logits, t_logits = fit(texts(held.train), held.train.labels, texts(held.valid), held.valid.labels,
-                                 texts(held.test), balanced=balanced, seed=sc.seed)
-        runs.append({"model": name, "metrics": held.score(v_logits, t_logits)})
+    jobs: list[tuple] = [("baseline", name) for name in ("TF-IDF + LR", "BM25/overlap + LR")]
     notes = []
     parts = (held.train, held.valid, held.test)
     if all(p.has_teacher.all() for p in parts):
-        runs.append({"model": "teacher probe (RAG prompt)", "metrics": held.probe(lambda d: d.teacher, sc.seed)})
+        jobs.append(("probe", "teacher probe (RAG prompt)"))
     else:
         notes.append("teacher probe (RAG prompt) left out: some labelled pairs have no teacher vector")
     plain = plain_teacher_dir(cfg)
     if (plain / "manifest.json").is_file():
         keys, vecs = load_teacher_stores([plain])
-        joined = {id(p): join_teacher(p.pair_ids.tolist(), keys, vecs) for p in parts}
-        if all(has.all() for _, has in joined.values()):
-            runs.append({"model": "teacher probe (plain pair)",
-                         "metrics": held.probe(lambda d: joined[id(d)][0], sc.seed)})
+        if all(join_teacher(p.pair_ids.tolist(), keys, vecs)[1].all() for p in parts):
+            jobs.append(("probe", "teacher probe (plain pair)", plain))
         else:
             notes.append(f"teacher probe (plain pair) left out: {plain} lacks some labelled pairs")
     else:
         notes.append(f"teacher probe (plain pair) left out: no {plain} (pipeline stage teacher_plain)")
-    for variant, seed, path in found:
-        log.info("student %s seed %d", variant, seed)
-        model, _ = load_student(path)
-        runs.append(evaluate_student(model, held, variant, seed, data))
+    jobs += [("student", v, p, s) for v, s, p in found]
+    runs = [eval_row(held, data, sc, *job) for job in tqdm(jobs, desc="evaluate", unit="row")]
     rows = aggregate(runs)
     verdict = targets(rows, sc.variant)
     table = table_markdown(rows, verdict) + "".join(f"\n{n}.\n" for n in notes)

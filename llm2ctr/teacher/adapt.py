@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from llm2ctr.artifacts import atomic_dir, atomic_write_json, read_manifest, write_manifest
 from llm2ctr.config import Config
+from llm2ctr.errors import InputError
 from llm2ctr.teacher.artifact import ADAPTER_KIND
 from llm2ctr.teacher.artifact import merged_model_dir as merged_model_dir  # its old home
 from llm2ctr.teacher.backends import TeacherBackendError, resolve_model
@@ -98,7 +99,7 @@ def adapt_teacher(cfg: Config, pairs: pa.Table, neighbours: pa.Table | None, inp
     if lc.max_train_pairs:
         train_idx = train_idx[: lc.max_train_pairs]
     if len(train_idx) == 0:
-        raise ValueError(f"{inputs['pairs']}: no labelled (rsl 1..4) pairs in split 'train' to adapt on")
+        raise InputError(f"{inputs['pairs']}: no labelled (rsl 1..4) pairs in split 'train' to adapt on")
     valid_idx = _labelled(pairs, "valid")[:512]
     prompts = build_prompts(pairs, spec, neighbours)
     labels = pairs.column("rsl").to_numpy(zero_copy_only=False)

@@ -31,6 +31,7 @@ import pyarrow.ipc as ipc
 from tqdm.auto import tqdm
 
 from llm2ctr.artifacts import atomic_write_json, replace_dir, write_manifest
+from llm2ctr.errors import ConfigError, InputError
 from llm2ctr.teacher import reduction as R
 from llm2ctr.teacher.config import TeacherConfig
 from llm2ctr.teacher.shard_writer import batch_step, shard_meta, write_embedded_shard
@@ -64,9 +65,9 @@ def parse_part(spec: str | None) -> tuple[int, int] | None:
         i_s, n_s = spec.split("/")
         i, n = int(i_s), int(n_s)
     except ValueError:
-        raise ValueError(f"--shard expects i/n with 0 <= i < n (e.g. 0/4), got {spec!r}") from None
+        raise InputError(f"--shard expects i/n with 0 <= i < n (e.g. 0/4), got {spec!r}") from None
     if not 0 <= i < n:
-        raise ValueError(f"--shard expects i/n with 0 <= i < n (e.g. 0/4), got {spec!r}")
+        raise InputError(f"--shard expects i/n with 0 <= i < n (e.g. 0/4), got {spec!r}")
     return None if n == 1 else (i, n)
 
 
@@ -164,9 +165,9 @@ def embed_store(
     """
     method = cfg.reduction
     if method not in R.METHODS:
-        raise ValueError(f"teacher.reduction: expected one of {R.METHODS}, got {method!r}")
+        raise ConfigError(f"teacher.reduction: expected one of {R.METHODS}, got {method!r}")
     if cfg.engine not in ENGINES:
-        raise ValueError(f"teacher.engine: expected one of {ENGINES}, got {cfg.engine!r}")
+        raise ConfigError(f"teacher.engine: expected one of {ENGINES}, got {cfg.engine!r}")
     session = contextlib.nullcontext()
     if cfg.engine == "ray":
         from llm2ctr.teacher.ray_engine import ray_session

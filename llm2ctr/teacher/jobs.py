@@ -7,6 +7,7 @@ from typing import Any
 
 from llm2ctr.artifacts import ArtifactError, read_manifest
 from llm2ctr.config import Config
+from llm2ctr.errors import ConfigError
 from llm2ctr.rag.artifact import NEIGHBOURS_KIND, neighbours_dir
 from llm2ctr.teacher.artifact import adapter_dir, embeddings_dir, plain_embeddings_dir
 
@@ -78,7 +79,7 @@ def run_embed(cfg: Config, pairs_dir: str | Path | None = None, neighbours_dir: 
 
     t = cfg.teacher
     if backend is not None and t.engine != "local":
-        raise ValueError("a backend built in this process cannot be shipped to Ray actors: leave `backend` unset "
+        raise ConfigError("a backend built in this process cannot be shipped to Ray actors: leave `backend` unset "
                          "with teacher.engine=ray (each actor builds its own)")
     spec = PromptSpec.from_config(t)
     part = parse_part(shard)

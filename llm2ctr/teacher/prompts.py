@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from llm2ctr.data.schema import RSL_NAMES
+from llm2ctr.errors import ConfigError, InputError
 from llm2ctr.rag.artifact import EDGE_PAIR_IDS, EDGE_RSL, NB_PAIR_IDS, NB_RSL, PAIR_ID
 from llm2ctr.teacher.config import TeacherConfig
 
@@ -58,7 +59,7 @@ class PromptSpec:
     @classmethod
     def from_config(cls, cfg: TeacherConfig) -> PromptSpec:
         if cfg.template not in TEMPLATES:
-            raise ValueError(f"teacher.template: unknown template {cfg.template!r}; known: {sorted(TEMPLATES)}")
+            raise ConfigError(f"teacher.template: unknown template {cfg.template!r}; known: {sorted(TEMPLATES)}")
         return cls(cfg.template, cfg.instruction, cfg.use_rag, cfg.max_examples, cfg.max_edge_cases)
 
     def template_hash(self) -> str:
@@ -75,7 +76,7 @@ def _fmt_rsl(r: Any) -> tuple[str, str]:
 def _neighbour_lookup(neighbours: pa.Table, where: str) -> dict[str, int]:
     missing = [c for c in NEIGHBOUR_COLUMNS if c not in neighbours.column_names]
     if missing:
-        raise ValueError(f"{where}: neighbours table lacks column(s) {missing}; present: {neighbours.column_names}")
+        raise InputError(f"{where}: neighbours table lacks column(s) {missing}; present: {neighbours.column_names}")
     ids = neighbours.column(PAIR_ID).to_pylist()
     return {pid: i for i, pid in enumerate(ids)}
 
@@ -110,7 +111,7 @@ def build_prompts(pairs: pa.Table, spec: PromptSpec, neighbours: pa.Table | None
         for pid, r in zip((ids or [])[:limit], (rsls or [])[:limit], strict=False):
             j = row_of_pair.get(pid)
             if j is None:
-                raise ValueError(f"{where}: row {nb_row}, column {col}: pair_id {pid!r} is not in the {ex_name} table")
+                raise InputError(f"{where}: row {nb_row}, column {col}: pair_id {pid!r} is not in the {ex_name} table")
             rs, name = _fmt_rsl(r)
             out.append(t["example"].format(query=ex_queries[j], item=ex_items[j], rsl=rs, name=name))
         return "".join(out)

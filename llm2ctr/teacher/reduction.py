@@ -14,22 +14,24 @@ from typing import Any
 
 import numpy as np
 
+from llm2ctr.errors import ConfigError
+
 METHODS = ("none", "pca", "matryoshka")
 
 
 def fit_reduction(sample: np.ndarray, method: str, dim: int, normalize: bool) -> dict[str, Any]:
     """Fit the reduction on ``sample`` [n, d]; returns a dict that apply/restore understand."""
     if method not in METHODS:
-        raise ValueError(f"teacher.reduction: expected one of {METHODS}, got {method!r}")
+        raise ConfigError(f"teacher.reduction: expected one of {METHODS}, got {method!r}")
     d = sample.shape[1]
     if method == "none":
         return {"method": "none", "original_dim": d, "dim": d}
     if not 0 < dim < d:
-        raise ValueError(f"teacher.reduced_dim={dim} must be between 1 and the teacher dim {d} (exclusive)")
+        raise ConfigError(f"teacher.reduced_dim={dim} must be between 1 and the teacher dim {d} (exclusive)")
     if method == "matryoshka":
         return {"method": "matryoshka", "original_dim": d, "dim": dim, "renormalize": normalize}
     if dim > len(sample):
-        raise ValueError(f"teacher.reduced_dim={dim} needs a PCA sample of at least {dim} prompts, "
+        raise ConfigError(f"teacher.reduced_dim={dim} needs a PCA sample of at least {dim} prompts, "
                          f"got {len(sample)} (raise teacher.pca_sample or lower reduced_dim)")
     from sklearn.decomposition import PCA
 

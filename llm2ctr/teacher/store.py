@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from llm2ctr.artifacts import ArtifactError, atomic_dir, atomic_write_bytes, read_manifest, write_manifest
+from llm2ctr.errors import ConfigError
 
 KIND = "teacher_embeddings"
 REDUCTION_FILE = "reduction.safetensors"
@@ -40,7 +41,7 @@ def shard_name(index: int) -> str:
 
 def _check_dtype(dtype: str) -> tuple[Any, pa.DataType]:
     if dtype not in _DTYPES:
-        raise ValueError(f"store dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        raise ConfigError(f"store dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     return _DTYPES[dtype]
 
 

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from llm2ctr.ctr_finetune.calibration import (
+from llm2ctr.ctr.calibration import (
     apply_temperature,
     calibration_curve,
     expected_calibration_error,
     fit_temperature,
     prob_to_logit,
 )
-from llm2ctr.ctr_finetune.metrics import auc, logloss
+from llm2ctr.ctr.metrics import auc, logloss
 
 
 def _calibrated(seed: int = 0, n: int = 40_000):

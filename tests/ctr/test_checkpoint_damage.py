@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llm2ctr.artifacts import ArtifactError
-from llm2ctr.ctr_finetune.trainer import _load_checkpoint, _save_checkpoint
+from llm2ctr.ctr.trainer import _load_checkpoint, _save_checkpoint
 
 
 def test_roundtrip_then_truncation_is_named(tmp_path: Path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm2ctr.ctr_finetune.debias import margin_loss, matching_lower_pairs, redraw_levels, truncation_weights
+from llm2ctr.ctr.debias import margin_loss, matching_lower_pairs, redraw_levels, truncation_weights
 
 
 def paper_loss(pos, neg, margin):
@@ -77,10 +77,10 @@ def test_redrawn_levels_follow_p1_p2():
 
 
 def test_synthetic_negatives_change_every_relevance_input_and_only_those(ctr_config):
-    from llm2ctr.ctr_finetune import jobs
-    from llm2ctr.ctr_finetune.baselines import build_model, get_spec
-    from llm2ctr.ctr_finetune.debias import debias_loss, synthetic_negatives
-    from llm2ctr.ctr_finetune.prepare import prepare
+    from llm2ctr.ctr import jobs
+    from llm2ctr.ctr.baselines import build_model, get_spec
+    from llm2ctr.ctr.debias import debias_loss, synthetic_negatives
+    from llm2ctr.ctr.prepare import prepare
 
     cfg = ctr_config()
     prepared = prepare(cfg)

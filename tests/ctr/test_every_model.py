@@ -12,8 +12,8 @@ import pytest
 
 
 def test_every_registered_model_beats_chance_on_both_test_sets(simulated):
-    from llm2ctr.ctr_finetune import jobs
-    from llm2ctr.ctr_finetune.registry import REGISTRY
+    from llm2ctr.ctr import jobs
+    from llm2ctr.ctr.registry import REGISTRY
 
     jobs.run_train(simulated, list(REGISTRY), progress=False)
     results = jobs.run_eval(simulated)["results"]
@@ -25,7 +25,7 @@ def test_every_registered_model_beats_chance_on_both_test_sets(simulated):
 
 
 def test_controls_refuse_a_log_without_ground_truth(ctr_config):
-    from llm2ctr.ctr_finetune import jobs
+    from llm2ctr.ctr import jobs
 
     cfg = ctr_config()
     with pytest.raises(ValueError, match="exploration"):

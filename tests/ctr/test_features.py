@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from llm2ctr.ctr_finetune.features import (
+from llm2ctr.ctr.features import (
     FeatureReader,
     _to_arrow,
     hash_values,

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from llm2ctr.ctr_finetune.intervals import (
+from llm2ctr.ctr.intervals import (
     SortedScores,
     draw_requests,
     paired_effect,
@@ -19,7 +19,7 @@ from llm2ctr.ctr_finetune.intervals import (
     spearman_replicates,
     verdict,
 )
-from llm2ctr.ctr_finetune.metrics import gauc
+from llm2ctr.ctr.metrics import gauc
 
 
 def _expanded_auc(s, a, b):
@@ -85,7 +85,7 @@ def test_gauc_equals_metrics_gauc_and_a_weighted_loop(seed):
 
 
 def test_chunking_does_not_change_values(monkeypatch):
-    import llm2ctr.ctr_finetune.intervals as iv
+    import llm2ctr.ctr.intervals as iv
 
     rng, s, y, _, groups = _data(3, 500)
     w = request_bootstrap(groups % 17, 23, rng)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
-from llm2ctr.ctr_finetune.metrics import (
+from llm2ctr.ctr.metrics import (
     auc,
     average_precision,
     evaluate,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from llm2ctr.ctr_finetune.attention import TargetAttention
-from llm2ctr.ctr_finetune.moe import MoEIncentive
-from llm2ctr.ctr_finetune.prectr import final_logit
-from llm2ctr.ctr_finetune.rsl import factored_probability, rsl_loss
+from llm2ctr.ctr.attention import TargetAttention
+from llm2ctr.ctr.moe import MoEIncentive
+from llm2ctr.ctr.prectr import final_logit
+from llm2ctr.ctr.rsl import factored_probability, rsl_loss
 
 
 def test_factored_probability_is_a_probability_and_the_weighted_sum():

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pytest
 import torch
 
-from llm2ctr.ctr_finetune.features import build_pair_features
-from llm2ctr.ctr_finetune.hccp import margin_infonce
-from llm2ctr.ctr_finetune.hybrid_samples import hybrid_negatives
-from llm2ctr.ctr_finetune.inputs import PairContext
-from llm2ctr.ctr_finetune.long_history import last_behaviours
-from llm2ctr.ctr_finetune.qformer import LongHistoryTower
-from llm2ctr.ctr_finetune.qin import SparseTargetAttention, top_k_mask
+from llm2ctr.ctr.features import build_pair_features
+from llm2ctr.ctr.hccp import margin_infonce
+from llm2ctr.ctr.hybrid_samples import hybrid_negatives
+from llm2ctr.ctr.inputs import PairContext
+from llm2ctr.ctr.long_history import last_behaviours
+from llm2ctr.ctr.qformer import LongHistoryTower
+from llm2ctr.ctr.qin import SparseTargetAttention, top_k_mask
 from llm2ctr.data.history import prior_behaviours
 
 

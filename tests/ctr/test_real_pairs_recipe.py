@@ -45,10 +45,10 @@ def recipe(tmp_path_factory):
 
 
 def test_every_model_beats_its_best_single_feature_on_validation(recipe):
-    from llm2ctr.ctr_finetune import jobs
-    from llm2ctr.ctr_finetune.metrics import auc
-    from llm2ctr.ctr_finetune.prepare import prepare
-    from llm2ctr.ctr_finetune.sanity import best_single_feature
+    from llm2ctr.ctr import jobs
+    from llm2ctr.ctr.metrics import auc
+    from llm2ctr.ctr.prepare import prepare
+    from llm2ctr.ctr.sanity import best_single_feature
     from llm2ctr.pipeline import run_pipeline
     from llm2ctr.student.jobs import run_train as train_student
 

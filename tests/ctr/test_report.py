@@ -9,9 +9,9 @@ import pytest
 from matplotlib.image import imread
 
 from llm2ctr.artifacts import read_manifest
-from llm2ctr.ctr_finetune import report as report_mod
-from llm2ctr.ctr_finetune.metrics import evaluate_segments
-from llm2ctr.ctr_finetune.report import markdown_table, write_report
+from llm2ctr.ctr import report as report_mod
+from llm2ctr.ctr.metrics import evaluate_segments
+from llm2ctr.ctr.report import markdown_table, write_report
 
 MODELS = {"wide_deep": 1.2, "din": 0.8, "prectr_v2": 0.4}  # model -> noise (less noise: better)
 SEGMENTS = ("all", "cold_start", "active")

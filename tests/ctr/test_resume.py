@@ -22,10 +22,10 @@ sys.path.insert(0, {here!r})
 import torch
 from conftest import FAST
 from llm2ctr.config import load_config
-from llm2ctr.ctr_finetune import jobs
-from llm2ctr.ctr_finetune.baselines import build_model, get_spec
-from llm2ctr.ctr_finetune.prepare import prepare
-from llm2ctr.ctr_finetune.trainer import train
+from llm2ctr.ctr import jobs
+from llm2ctr.ctr.baselines import build_model, get_spec
+from llm2ctr.ctr.prepare import prepare
+from llm2ctr.ctr.trainer import train
 
 cfg = load_config(None, ["workdir={workdir}", *FAST, "ctr.checkpoint_every=4", *{overrides!r}])
 torch.set_num_threads(1)
@@ -87,7 +87,7 @@ def _summary(out: Path) -> dict:
 
 
 def test_sigkill_then_resume_gives_identical_weights(world, tmp_path, ctr_config):
-    from llm2ctr.ctr_finetune.prepare import prepare
+    from llm2ctr.ctr.prepare import prepare
 
     prepare(ctr_config())  # features once, outside the timed child
     ref, run, killed = _kill_then_resume(world, tmp_path, STEP_CAPPED, False, lambda st: st["global_step"] > 0)
@@ -98,7 +98,7 @@ def test_sigkill_then_resume_gives_identical_weights(world, tmp_path, ctr_config
 
 
 def test_sigkill_after_a_validation_then_resume_early_stops_identically(world, tmp_path, ctr_config):
-    from llm2ctr.ctr_finetune.prepare import prepare
+    from llm2ctr.ctr.prepare import prepare
 
     prepare(ctr_config())
     ref, run, killed = _kill_then_resume(world, tmp_path, EARLY_STOPPING, True,

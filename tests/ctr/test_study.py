@@ -15,7 +15,7 @@ MODELS = ["lr", "dnn", "wide_deep", "dnn_no_lexical", "dnn_oracle_sensitivity", 
 def study(simulated):
     import dataclasses
 
-    from llm2ctr.ctr_finetune.study import run_study
+    from llm2ctr.ctr.study import run_study
 
     cfg = dataclasses.replace(simulated, ctr=dataclasses.replace(simulated.ctr, study_bootstrap=60))
     out = run_study(cfg, MODELS, n_seeds=2, progress=False)
@@ -65,7 +65,7 @@ def test_every_check_has_effect_interval_oracle_gain_and_verdict(study):
 
 def test_a_control_without_a_gain_makes_the_check_not_testable(study, simulated):
     """The verdict logic: a null control means the world cannot show the effect."""
-    from llm2ctr.ctr_finetune.intervals import verdict
+    from llm2ctr.ctr.intervals import verdict
 
     assert verdict(0.01, 0.005, 0.015, 0.05, 0.002) == "holds"
     assert verdict(0.0, -0.01, 0.01, 0.05, 0.004) == "falsified"
@@ -87,7 +87,7 @@ def test_cli_study_help():
 def test_a_log_without_ground_truth_gets_label_metrics_and_no_controls(ctr_config, world, tmp_path):
     import shutil
 
-    from llm2ctr.ctr_finetune.study import run_study
+    from llm2ctr.ctr.study import run_study
 
     for part in ("data", "student"):  # a copy: the session world's ctr/ folder belongs to other tests
         shutil.copytree(world / part, tmp_path / part)
@@ -104,3 +104,25 @@ def test_a_log_without_ground_truth_gets_label_metrics_and_no_controls(ctr_confi
     assert out["checks"] == {"exposure_debias": "not testable"}, out["checks"]
     debias = result["checks"][0]
     assert np.isfinite(debias["ci_low"]) and not np.isfinite(debias["oracle_gain"] or np.nan)
+
+
+def test_study_in_two_worker_processes_equals_the_serial_study(study, tmp_path):
+    """The same models and seeds trained by ``workers=2`` give the serial run's predictions."""
+    import dataclasses
+    import shutil
+
+    from llm2ctr.ctr.study import run_study
+
+    cfg, _, _ = study
+    src = cfg.stage_dir()
+    shutil.copytree(src, tmp_path / "w", ignore=lambda d, names: [n for n in names if n in ("models", "seeds", "study", "work")])
+    par = dataclasses.replace(cfg, workdir=str(tmp_path / "w"), workers=2)
+    models = ["lr", "dnn", "v2_frozen"]
+    run_study(par, models, n_seeds=2, progress=False)
+    for seed_dir in ("models", "seeds/seed_1/models"):
+        for m in models:
+            a = np.load(cfg.stage_dir("ctr", *seed_dir.split("/"), m, "pred_test.npz"))
+            b = np.load(par.stage_dir("ctr", *seed_dir.split("/"), m, "pred_test.npz"))
+            assert set(a.files) == set(b.files)
+            for k in a.files:
+                np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-5, err_msg=f"{seed_dir}/{m}/{k}")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from llm2ctr.ctr_finetune import jobs
+from llm2ctr.ctr import jobs
 
 MODELS = ["lr", "prectr_v2"]
 
@@ -27,7 +27,7 @@ def test_features_cover_every_split(trained):
     cfg, summary = trained
     counts = summary["counts"]
     assert counts["train"] > 0 and counts["valid"] > 0 and counts["test"] > 0 and counts["cf_test"] > counts["test"]
-    from llm2ctr.ctr_finetune.prepare import prepare
+    from llm2ctr.ctr.prepare import prepare
 
     p = prepare(cfg)
     r = p.reader("test")

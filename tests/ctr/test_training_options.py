@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from llm2ctr.ctr_finetune.trainer import _subsample, click_loss, make_optimizer
+from llm2ctr.ctr.trainer import _subsample, click_loss, make_optimizer
 
 
 def test_downsampling_reweights_negatives_so_the_expected_loss_is_unbiased():
@@ -55,10 +55,10 @@ def test_encoder_gets_the_scaled_learning_rate():
 
 def _run(ctr_config, tmp_path, model: str, *overrides: str, valid: bool = True):
     """Train ``model`` on the session world; returns (summary, trained model, prepared, cfg)."""
-    from llm2ctr.ctr_finetune import jobs
-    from llm2ctr.ctr_finetune.baselines import build_model, get_spec
-    from llm2ctr.ctr_finetune.prepare import prepare
-    from llm2ctr.ctr_finetune.trainer import train
+    from llm2ctr.ctr import jobs
+    from llm2ctr.ctr.baselines import build_model, get_spec
+    from llm2ctr.ctr.prepare import prepare
+    from llm2ctr.ctr.trainer import train
 
     cfg = ctr_config(*overrides)
     p = prepare(cfg)
@@ -75,7 +75,7 @@ def _log(out) -> list[dict]:
 
 
 def test_schedule_shapes():
-    from llm2ctr.ctr_finetune.schedule import LrSchedule
+    from llm2ctr.ctr.schedule import LrSchedule
 
     cos = LrSchedule("cosine", total=100, warmup=10, min_ratio=0.05)
     assert [cos(s) for s in range(11)] == pytest.approx([s / 10 for s in range(11)])  # linear from 0
@@ -92,7 +92,7 @@ def test_schedule_shapes():
 def test_warmup_share_gives_at_least_one_step():
     from types import SimpleNamespace
 
-    from llm2ctr.ctr_finetune.schedule import LrSchedule
+    from llm2ctr.ctr.schedule import LrSchedule
 
     cfg = SimpleNamespace(lr_schedule="cosine", warmup_share=0.001, min_lr_ratio=0.05)
     assert LrSchedule.from_config(cfg, 50).warmup == 1
@@ -100,7 +100,7 @@ def test_warmup_share_gives_at_least_one_step():
 
 
 def test_optimizer_follows_the_schedule_in_a_real_run(ctr_config, tmp_path):
-    from llm2ctr.ctr_finetune.schedule import LrSchedule
+    from llm2ctr.ctr.schedule import LrSchedule
 
     summary, _, p, cfg = _run(ctr_config, tmp_path, "lr", "ctr.max_steps=40", "ctr.warmup_share=0.1",
                               "ctr.min_lr_ratio=0.05", valid=False)
@@ -138,7 +138,7 @@ def test_early_stopping_when_the_validation_loss_cannot_improve(ctr_config, tmp_
 
 
 def test_early_stopping_restores_the_best_epoch(ctr_config, tmp_path):
-    from llm2ctr.ctr_finetune.trainer import state_tensors, valid_batch_size, valid_loss
+    from llm2ctr.ctr.trainer import state_tensors, valid_batch_size, valid_loss
 
     # a large lr overfits the small world within a few epochs; min_delta 0 makes the stopping
     # epoch strictly worse than the best, so the best weights are not the last ones
@@ -165,10 +165,10 @@ def test_bad_lr_schedule_is_refused_naming_the_key(ctr_config, tmp_path):
 
 def test_finetuning_moves_the_stock_bert_encoder_at_the_scaled_rate(ctr_config, tmp_path):
     """PRECTR-V2 with the encoder in the loop: the student's BertModel weights move, in the encoder group."""
-    from llm2ctr.ctr_finetune import jobs
-    from llm2ctr.ctr_finetune.baselines import build_model, get_spec
-    from llm2ctr.ctr_finetune.prepare import prepare, student_dir
-    from llm2ctr.ctr_finetune.trainer import train
+    from llm2ctr.ctr import jobs
+    from llm2ctr.ctr.baselines import build_model, get_spec
+    from llm2ctr.ctr.prepare import prepare, student_dir
+    from llm2ctr.ctr.trainer import train
     from llm2ctr.student.artifact import load_encoder
 
     cfg = ctr_config("ctr.max_steps=3", "ctr.encoder_unfreeze_at=0.0")

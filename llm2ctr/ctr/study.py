@@ -5,7 +5,7 @@ study trains each chosen model with seeds ``ctr.seed .. ctr.seed + N - 1`` (the 
 are ``ctr/models``, shared with ``ctr train``; the others go to ``ctr/seeds/seed_<s>``), scores
 every one on the exposed test set and the all-candidates set, against the click labels and,
 where the simulator wrote it, against the true click probability (soft-label AUC: label noise
-removed), and settles each claim of the paper (:mod:`llm2ctr.ctr_finetune.study_checks`) with a
+removed), and settles each claim of the paper (:mod:`llm2ctr.ctr.study_checks`) with a
 paired bootstrap interval over requests pooled across seeds, the claim's best achievable gain
 from the ground truth, and its positive control. Writes ``ctr/study/study.{json,md,png}``.
 """
@@ -21,17 +21,28 @@ from pathlib import Path
 import numpy as np
 
 from llm2ctr.artifacts import atomic_write_json, write_manifest
-from llm2ctr.ctr_finetune import artifact as ranker
-from llm2ctr.ctr_finetune.intervals import SortedScores, draw_requests, request_weights
-from llm2ctr.ctr_finetune.jobs import TextContexts, check_trainable, resolve_models, train_one
-from llm2ctr.ctr_finetune.prepare import Prepared, prepare
-from llm2ctr.ctr_finetune.registry import get_spec
-from llm2ctr.ctr_finetune.sanity import best_single_feature
-from llm2ctr.ctr_finetune.study_checks import gate_gaps, model_table, request_sensitivity, run_checks
+from llm2ctr.ctr import artifact as ctr_artifact
+from llm2ctr.ctr.intervals import SortedScores, draw_requests, request_weights
+from llm2ctr.ctr.jobs import (
+    TextContexts,
+    check_trainable,
+    longest_first,
+    resolve_models,
+    train_job,
+    train_one,
+    warm_text_caches,
+    with_seed,
+)
+from llm2ctr.ctr.prepare import Prepared, prepare
+from llm2ctr.ctr.registry import get_spec
+from llm2ctr.ctr.sanity import best_single_feature
+from llm2ctr.ctr.study_checks import gate_gaps, model_table, request_sensitivity, run_checks
+from llm2ctr.errors import ConfigError
+from llm2ctr.parallel import resolve_workers, run_jobs
 
 log = logging.getLogger(__name__)
 
-SETS = ranker.EVAL_SETS
+SETS = ctr_artifact.EVAL_SETS
 # metrics with bootstrap replicates (the ones checks use); the rest are point values per seed
 REPLICATED = ("auc", "auc_truth", "auc_cold", "auc_cold_truth", "auc_tail", "auc_tail_truth")
 METRICS = ("auc", "gauc", "auc_truth", "gauc_truth", "auc_cold", "auc_cold_truth", "auc_tail", "auc_tail_truth")
@@ -123,12 +134,12 @@ class Scored:
 
 
 def _predictions(root: Path, model: str, set_name: str) -> np.ndarray:
-    return ranker.load_logits(ranker.model_dir(root, model), set_name)
+    return ctr_artifact.load_logits(ctr_artifact.model_dir(root, model), set_name)
 
 
 def score_models(roots: list[Path], models: list[str], sets: dict[str, EvalSet], gate_idx: np.ndarray | None) -> Scored:
     """Metrics of every (model, seed) on every eval set; replicates for the metrics checks use."""
-    from llm2ctr.ctr_finetune.intervals import spearman_replicates
+    from llm2ctr.ctr.intervals import spearman_replicates
 
     out = Scored()
     cf = sets.get("counterfactual")
@@ -159,36 +170,42 @@ def score_models(roots: list[Path], models: list[str], sets: dict[str, EvalSet],
 
 
 def _seed_roots(cfg, seeds: list[int]) -> list[Path]:
-    return [ranker.root(cfg, s) for s in seeds]
-
-
-def _seed_config(cfg, seed: int):
-    return dataclasses.replace(cfg, ctr=dataclasses.replace(cfg.ctr, seed=seed))
+    return [ctr_artifact.root(cfg, s) for s in seeds]
 
 
 def train_seeds(cfg, prepared: Prepared, models: list[str], seeds: list[int], progress: bool = True) -> dict:
-    """Train (or skip, when up to date) every model for every seed; wall seconds per model and seed."""
-    timings: dict[str, list[float]] = {}
-    for seed, root in zip(seeds, _seed_roots(cfg, seeds), strict=True):
-        cfg_s = _seed_config(cfg, seed)
-        contexts = TextContexts(cfg_s, prepared)
-        for name in models:
+    """Train (or skip, when up to date) every model for every seed, ``workers`` at once; wall
+    seconds per model and seed."""
+    roots = _seed_roots(cfg, seeds)
+    jobs = [(cfg, name, seed, root) for seed, root in zip(seeds, roots, strict=True) for name in models]
+    if resolve_workers(cfg.workers) > 1:
+        for seed in seeds:
+            warm_text_caches(with_seed(cfg, seed), prepared, models)
+        jobs = longest_first(jobs, lambda job: get_spec(job[1]))
+        results = run_jobs(train_job, jobs, [f"seed {seed} {name}" for _, name, seed, _ in jobs], cfg.workers, "study")
+    else:
+        contexts = {seed: TextContexts(with_seed(cfg, seed), prepared) for seed in seeds}
+        results = []
+        for _, name, seed, root in jobs:
             t0 = time.perf_counter()
             log.info("study: seed %d, %s", seed, name)
-            train_one(cfg_s, prepared, get_spec(name), contexts, progress, root)
-            timings.setdefault(name, []).append(round(time.perf_counter() - t0, 2))
-    return timings
+            summary = train_one(with_seed(cfg, seed), prepared, get_spec(name), contexts[seed], progress, root)
+            results.append({**summary, "wall_seconds": round(time.perf_counter() - t0, 2)})
+    timings: dict[str, dict[int, float]] = {}
+    for (_, name, seed, _), summary in zip(jobs, results, strict=True):
+        timings.setdefault(name, {})[seed] = round(summary["wall_seconds"], 2)
+    return {name: [by_seed[s] for s in seeds] for name, by_seed in timings.items()}
 
 
 def run_study(cfg, models: list[str] | None = None, n_seeds: int | None = None, progress: bool = True) -> dict:
     """Train the study's models over the seeds, score them, settle the checks, write the study."""
-    from llm2ctr.ctr_finetune.study_report import write_study
+    from llm2ctr.ctr.study_report import write_study
 
     t0 = time.perf_counter()
     names = resolve_models(cfg, models or cfg.ctr.study_models or None)
     n = int(n_seeds or cfg.ctr.study_seeds)
     if n < 1:
-        raise ValueError(f"ctr.study_seeds={n}: expected >= 1")
+        raise ConfigError(f"ctr.study_seeds={n}: expected >= 1")
     seeds = [cfg.ctr.seed + k for k in range(n)]
     prepared = prepare(cfg)
     left_out = {}
@@ -228,11 +245,11 @@ def run_study(cfg, models: list[str] | None = None, n_seeds: int | None = None, 
                           if row.get("beats_best_feature") is False]
     for w in result["warnings"]:
         log.warning("study: %s", w)
-    out = ranker.study_dir(cfg)
+    out = ctr_artifact.study_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     written = write_study(result, out)  # study.md + study.png, each written atomically
     atomic_write_json(out / "study.json", result)
-    write_manifest(out, kind="report", stage="ctr_finetune", config=dataclasses.asdict(cfg.ctr),
+    write_manifest(out, kind="report", stage=ctr_artifact.STAGE, config=dataclasses.asdict(cfg.ctr),
                    inputs={"features": prepared.directory}, counts={"models": len(names), "seeds": n}, role="study")
     return {"study": str(out), "files": [str(out / "study.json"), *written], "seconds": result["seconds"],
             "checks": {c["name"]: c["verdict"] for c in checks}, "warnings": result["warnings"]}

@@ -3,7 +3,7 @@
 Each claim is "model A beats model B on a metric". The metric is scored against the simulator's
 true click probability where it exists (soft-label AUC: no Bernoulli noise), else the labels.
 The effect and its 95% interval come from a paired bootstrap over requests pooled across seeds
-(:func:`llm2ctr.ctr_finetune.intervals.paired_effect`). The **oracle gain** is the best gain any
+(:func:`llm2ctr.ctr.intervals.paired_effect`). The **oracle gain** is the best gain any
 model could get from what the mechanism targets, from the ground truth:
 
 - ``headroom``: the truth's own score minus model B's (nothing can beat the truth);
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from llm2ctr.ctr_finetune.intervals import paired_effect, verdict
+from llm2ctr.ctr.intervals import paired_effect, verdict
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,8 @@ def model_table(scored, models: list[str], roots: list[Path], floor: tuple[str, 
     """Per model: ``{eval_set: {metric_mean, metric_sd}}`` over seeds (auc, gauc against labels;
     ``*_truth`` against the true click probability), the gate's rho and the validation AUC
     against the best single feature."""
-    from llm2ctr.ctr_finetune.metrics import auc
-    from llm2ctr.ctr_finetune.registry import get_spec
+    from llm2ctr.ctr.metrics import auc
+    from llm2ctr.ctr.registry import get_spec
 
     table: dict[str, dict] = {}
     for m in models:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from llm2ctr.ctr_finetune.features import FeatureReader, FeatureSpec, PairFeatures
-from llm2ctr.ctr_finetune.metrics import auc
+from llm2ctr.ctr.features import FeatureReader, FeatureSpec, PairFeatures
+from llm2ctr.ctr.metrics import auc
 from llm2ctr.data.lexical import LEXICAL_NAMES
 
 

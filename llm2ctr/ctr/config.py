@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# every model a study check compares (llm2ctr/ctr_finetune/study_checks.py) plus the first baselines
+# every model a study check compares (llm2ctr/ctr/study_checks.py) plus the first baselines
 # (module ablations with the encoder frozen: a fine-tuned variant costs ~5x a cached one, and three
 # seeds of the suite must fit 20 minutes on 2 CPU cores; the fine-tuned ablations are in the registry)
 STUDY_MODELS = ("lr", "dnn", "wide_deep", "prectr_v2", "v2_frozen", "v2_frozen_no_coldstart", "v2_frozen_no_debias",
@@ -13,7 +13,7 @@ STUDY_MODELS = ("lr", "dnn", "wide_deep", "prectr_v2", "v2_frozen", "v2_frozen_n
 
 @dataclass
 class CtrConfig:
-    """PRECTR-V2 ranker training. Owned by the ctr_finetune stage; extend freely."""
+    """PRECTR-V2 ranker training. Owned by the ctr stage; extend freely."""
 
     # The paper's sample code uses Adam 1e-4 at batch 4096 on ~1.6B impressions a day. On a log of
     # 100k impressions that is ~25 steps an epoch and nothing learns (every model at AUC ~0.5 on a
@@ -27,13 +27,13 @@ class CtrConfig:
     debias_ctr_threshold: float = 0.08
     debias_weight: float = 1.0
     # noise added to r_target of a synthetic negative: per-dimension sd = this x the embedding's RMS entry
-    # (the paper's N(0, 1) on unit-scale entries; see ctr_finetune/debias.py)
+    # (the paper's N(0, 1) on unit-scale entries; see ctr/debias.py)
     debias_noise_std: float = 1.0
     debias_truncation: str = "sample"  # sample: per pair f(x+) < threshold | batch: the paper's batch mean
     debias_rsl_p1: float = 0.2  # u < p1 -> rsl 1
     debias_rsl_p2: float = 0.6  # p1 <= u < p2 -> rsl 2, else 3
     # which exposure debias the debiasing models use: prectr (the paper's synthetic lower-relevance
-    # negatives) | hccp (hybrid samples + Margin InfoNCE, ctr_finetune/hccp.py) | none
+    # negatives) | hccp (hybrid samples + Margin InfoNCE, ctr/hccp.py) | none
     debias: str = "prectr"
     hybrid_negatives: int = 8  # HCCP: negatives per click (unexposed candidates + lower-relevance exposed)
     hccp_margin: float = 0.5  # HCCP: added to every negative's logit inside the InfoNCE softmax

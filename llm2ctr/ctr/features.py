@@ -27,6 +27,7 @@ import torch
 from llm2ctr.artifacts import atomic_write_bytes
 from llm2ctr.data.lexical import lexical_features
 from llm2ctr.data.schema import NUMERIC_PREFIX, SPARSE_PREFIX
+from llm2ctr.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def build_pair_features(pairs: pa.Table, buckets: int, k1: float = 1.2, b: float
     pair_ids = pd.Index(pairs.column("pair_id").to_pylist())
     if not pair_ids.is_unique:
         dup = pair_ids[pair_ids.duplicated()][0]
-        raise ValueError(f"pairs: column pair_id has duplicate value {dup!r}; pair ids must be unique")
+        raise InputError(f"pairs: column pair_id has duplicate value {dup!r}; pair ids must be unique")
     queries = pairs.column("query").to_pylist()
     items = pairs.column("item_text").to_pylist()
     uq, q_idx = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
@@ -183,7 +184,7 @@ def event_rows(
     pair_idx = pairs.pair_ids.get_indexer(pid)
     if (pair_idx < 0).any():
         i = int(np.flatnonzero(pair_idx < 0)[0])
-        raise ValueError(f"{where}: row {i} column pair_id value {pid[i]!r} is not in the pairs table")
+        raise InputError(f"{where}: row {i} column pair_id value {pid[i]!r} is not in the pairs table")
     sparse = np.empty((n, len(spec.sparse_fields)), np.int64)
     for j, f in enumerate(spec.sparse_fields):
         sparse[:, j] = hash_values(f, events.column(f).to_numpy(zero_copy_only=False), spec.buckets)

@@ -15,15 +15,15 @@ import logging
 
 import numpy as np
 
-from llm2ctr.ctr_finetune import artifact as ranker
-from llm2ctr.ctr_finetune.metrics import auc
+from llm2ctr.ctr import artifact as ctr_artifact
+from llm2ctr.ctr.metrics import auc
 
 log = logging.getLogger(__name__)
 
 
 def floor_checks(cfg, prepared, models: list[str]) -> dict:
     """Per model: validation AUC vs the best single feature's ("holds" when above it)."""
-    from llm2ctr.ctr_finetune.sanity import best_single_feature
+    from llm2ctr.ctr.sanity import best_single_feature
 
     if not prepared.has("valid") or prepared.counts.get("valid", 0) == 0:
         return {}
@@ -32,10 +32,10 @@ def floor_checks(cfg, prepared, models: list[str]) -> dict:
     y = valid.column("label")
     out = {}
     for m in models:
-        folder = ranker.model_dir(ranker.root(cfg), m)
-        if not ranker.has_predictions(folder, "valid") or not np.isfinite(floor):
+        folder = ctr_artifact.model_dir(ctr_artifact.root(cfg), m)
+        if not ctr_artifact.has_predictions(folder, "valid") or not np.isfinite(floor):
             continue
-        value = auc(y, ranker.load_logits(folder, "valid"))
+        value = auc(y, ctr_artifact.load_logits(folder, "valid"))
         ok = bool(value > floor)
         out[m] = {"valid_auc": value, "best_feature": name, "best_feature_auc": floor,
                   "status": "holds" if ok else "falsified"}
@@ -56,7 +56,7 @@ def verify(cfg, prepared, models: list[str]) -> tuple[dict, str]:
     lines += ["| model | valid AUC | best single feature | its AUC | verdict |", "|---|---:|---|---:|---|"]
     lines += [f"| {m} | {c['valid_auc']:.4f} | {c['best_feature']} | {c['best_feature_auc']:.4f} | **{c['status']}** |"
               for m, c in floors.items()]
-    study_path = ranker.study_dir(cfg) / ranker.STUDY_JSON
+    study_path = ctr_artifact.study_dir(cfg) / ctr_artifact.STUDY_JSON
     lines += ["", "### PRECTR-V2 claims", ""]
     study_checks = {}
     if study_path.is_file():

@@ -26,9 +26,9 @@ import math
 import torch
 from torch import nn
 
-from llm2ctr.ctr_finetune.features import FeatureSpec
-from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs
-from llm2ctr.ctr_finetune.prectr import SequenceEncoder, attended_outcomes
+from llm2ctr.ctr.features import FeatureSpec
+from llm2ctr.ctr.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs
+from llm2ctr.ctr.prectr import SequenceEncoder, attended_outcomes
 
 
 class QuadraticLayer(nn.Module):

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm2ctr.ctr_finetune.attention import TargetAttention, project_rows
-from llm2ctr.ctr_finetune.base import BaseModule
-from llm2ctr.ctr_finetune.features import FeatureSpec
-from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs
-from llm2ctr.ctr_finetune.moe import MoEIncentive
-from llm2ctr.ctr_finetune.rsl import RslModule, factored_probability
+from llm2ctr.ctr.attention import TargetAttention, project_rows
+from llm2ctr.ctr.base import BaseModule
+from llm2ctr.ctr.features import FeatureSpec
+from llm2ctr.ctr.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs
+from llm2ctr.ctr.moe import MoEIncentive
+from llm2ctr.ctr.rsl import RslModule, factored_probability
 
 EPS = 1e-6
 
@@ -134,7 +134,7 @@ class PrectrV2(nn.Module):
             return self.ctx.pair_emb[idx]
         if not self.training and self._tuned is not None:
             return self._tuned[idx]
-        from llm2ctr.ctr_finetune.text import encode_rows
+        from llm2ctr.ctr.text import encode_rows
 
         uniq, inv = torch.unique(idx, return_inverse=True)
         tokens = {k: getattr(self.ctx, f"tok_{k}") for k in ("input_ids", "token_type_ids", "attention_mask")}
@@ -146,7 +146,7 @@ class PrectrV2(nn.Module):
         impression. Cleared by ``train()``."""
         if self.encoder is None:
             return
-        from llm2ctr.ctr_finetune.text import encode_all
+        from llm2ctr.ctr.text import encode_all
 
         toks = {k: getattr(self.ctx, f"tok_{k}") for k in ("input_ids", "token_type_ids", "attention_mask")}
         self._tuned = encode_all(self.encoder, toks, batch_size, "encode pairs (fine-tuned)")
@@ -192,7 +192,7 @@ class PrectrV2(nn.Module):
                         cand: torch.Tensor) -> dict[str, torch.Tensor]:
         """Parts of each row's candidate items ``cand`` [B, K] (pair rows, >= 0), flattened to B*K:
         the same user, query, context and sequences, every item-level input swapped (HCCP)."""
-        from llm2ctr.ctr_finetune.hybrid_samples import swap_item_inputs
+        from llm2ctr.ctr.hybrid_samples import swap_item_inputs
 
         b, k = cand.shape
         sparse, numeric = swap_item_inputs(self.ctx, batch["sparse"], batch["numeric"], cand)

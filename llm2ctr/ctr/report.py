@@ -1,7 +1,7 @@
 """The ranker report: markdown tables, JSON and PNG plots of every model x eval set x segment.
 
 ``results`` is ``{model: {eval_set: {segment: metrics}}}`` with ``metrics`` as returned by
-:func:`llm2ctr.ctr_finetune.metrics.evaluate`; eval sets are "exposed" (the logged impressions)
+:func:`llm2ctr.ctr.metrics.evaluate`; eval sets are "exposed" (the logged impressions)
 and "counterfactual" (all candidates, where the debias module matters), segments "all",
 "cold_start" and "active". The whole report directory is written atomically with a manifest of
 kind "report", so a reader never sees a half-written report.
@@ -25,7 +25,7 @@ from llm2ctr.artifacts import (
     package_version,
     write_manifest,
 )
-from llm2ctr.ctr_finetune.calibration import calibration_curve
+from llm2ctr.ctr.calibration import calibration_curve
 
 __all__ = ["METRIC_COLUMNS", "markdown_table", "write_report"]
 
@@ -346,7 +346,7 @@ def write_report(
         if curves:
             hist = {m: np.asarray(p, dtype=np.float64) for m, (_, p) in (predictions or {}).items()}
             _calibration_plot(curves, hist, predictions_label, tmp / "calibration.png")
-        write_manifest(tmp, kind="report", stage="ctr_finetune", config=config, inputs=dict(inputs or {}),
+        write_manifest(tmp, kind="report", stage="ctr", config=config, inputs=dict(inputs or {}),
                        counts={"models": len(models), "eval_sets": len(eval_sets)},
                        title=title, baseline=baseline)
     files = ["report.md", "report.json", *plots, "manifest.json"]

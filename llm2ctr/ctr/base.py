@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llm2ctr.ctr_finetune.inputs import mlp
+from llm2ctr.ctr.inputs import mlp
 
 N_LEVELS = 4
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_expit
 
-from llm2ctr.ctr_finetune.metrics import check_labels, check_scores
+from llm2ctr.ctr.metrics import check_labels, check_scores
 
 __all__ = [
     "apply_temperature",

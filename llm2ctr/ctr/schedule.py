@@ -13,19 +13,21 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from llm2ctr.errors import ConfigError
+
 SCHEDULES = ("cosine", "linear", "constant")
 
 
 def check_options(cfg) -> None:
     """Refuse bad schedule / early-stopping options before any work, naming the config key."""
     if cfg.lr_schedule not in SCHEDULES:
-        raise ValueError(f"ctr.lr_schedule={cfg.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}")
+        raise ConfigError(f"ctr.lr_schedule={cfg.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}")
     if not 0.0 <= cfg.warmup_share < 1.0:
-        raise ValueError(f"ctr.warmup_share={cfg.warmup_share}: expected a share in [0, 1)")
+        raise ConfigError(f"ctr.warmup_share={cfg.warmup_share}: expected a share in [0, 1)")
     if not 0.0 <= cfg.min_lr_ratio <= 1.0:
-        raise ValueError(f"ctr.min_lr_ratio={cfg.min_lr_ratio}: expected a ratio in [0, 1]")
+        raise ConfigError(f"ctr.min_lr_ratio={cfg.min_lr_ratio}: expected a ratio in [0, 1]")
     if cfg.early_stopping_patience < 0 or cfg.early_stopping_min_delta < 0:
-        raise ValueError(
+        raise ConfigError(
             f"ctr.early_stopping_patience={cfg.early_stopping_patience}, "
             f"ctr.early_stopping_min_delta={cfg.early_stopping_min_delta}: expected values >= 0"
         )

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llm2ctr.errors import ConfigError
+
 LOG2 = math.log(2.0)
 TRUNCATIONS = ("sample", "batch")
 
@@ -40,7 +42,7 @@ TRUNCATIONS = ("sample", "batch")
 def truncation_weights(pos: torch.Tensor, threshold: float, weight: float, rule: str = "sample") -> torch.Tensor:
     """Per-pair weight: w where f(x+) (per sample, or the batch mean) is below the threshold, else 0."""
     if rule not in TRUNCATIONS:
-        raise ValueError(f"ctr.debias_truncation={rule!r}: expected one of {TRUNCATIONS}")
+        raise ConfigError(f"ctr.debias_truncation={rule!r}: expected one of {TRUNCATIONS}")
     # compare in the scores' dtype: a float32 score of 0.08 must count as reaching 0.08
     thr = torch.tensor(threshold, dtype=pos.dtype)
     below = pos.detach() < thr if rule == "sample" else (pos.detach().mean() < thr).expand(pos.shape)
@@ -132,7 +134,7 @@ def debias_loss(
     truncation: str = "sample",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The pairwise term plus the RSL CE of the synthetic negatives; stats for the log."""
-    from llm2ctr.ctr_finetune.rsl import rsl_loss
+    from llm2ctr.ctr.rsl import rsl_loss
 
     sel = (batch["label"] > 0.5) & (batch["rsl"] == 4)
     n = int(sel.sum())

@@ -21,9 +21,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llm2ctr.artifacts import atomic_dir, is_up_to_date, read_manifest, write_manifest
-from llm2ctr.ctr_finetune import artifact as ranker
-from llm2ctr.ctr_finetune.debias import matching_lower_pairs
-from llm2ctr.ctr_finetune.features import (
+from llm2ctr.ctr import artifact as ctr_artifact
+from llm2ctr.ctr.debias import matching_lower_pairs
+from llm2ctr.ctr.features import (
     FeatureReader,
     FeatureSpec,
     HistoryIndex,
@@ -32,11 +32,12 @@ from llm2ctr.ctr_finetune.features import (
     make_spec,
     write_features,
 )
-from llm2ctr.ctr_finetune.hybrid_samples import ITEM_FILE, hybrid_negatives, item_popularity, pair_item_inputs
-from llm2ctr.ctr_finetune.inputs import PairContext
-from llm2ctr.ctr_finetune.long_history import BEHAVIOUR_FILE, behaviour_log, row_ranges
-from llm2ctr.ctr_finetune.truth import row_truth
+from llm2ctr.ctr.hybrid_samples import ITEM_FILE, hybrid_negatives, item_popularity, pair_item_inputs
+from llm2ctr.ctr.inputs import PairContext
+from llm2ctr.ctr.long_history import BEHAVIOUR_FILE, behaviour_log, row_ranges
+from llm2ctr.ctr.truth import row_truth
 from llm2ctr.data.store import load_pairs, load_table
+from llm2ctr.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +80,19 @@ def _feature_config(cfg) -> dict:
 
 def _split_mask(table: pa.Table, value: str, where: str) -> np.ndarray:
     if "split" not in table.column_names:
-        raise ValueError(f"{where}: column 'split' is missing; expected train/test per row (data simulate writes it)")
+        raise InputError(f"{where}: column 'split' is missing; expected train/test per row (data simulate writes it)")
     return pc.equal(table.column("split"), value).to_numpy(zero_copy_only=False)
 
 
 def prepare(cfg, force: bool = False) -> Prepared:
     """Write the feature files unless an up-to-date set exists; return a handle to them."""
     inputs = data_inputs(cfg)
-    out = ranker.features_dir(cfg)
+    out = ctr_artifact.features_dir(cfg)
     fcfg = _feature_config(cfg)
     pairs_tab = load_pairs(inputs["pairs"])
     pairs = build_pair_features(pairs_tab, cfg.ctr.hash_buckets, cfg.ctr.bm25_k1, cfg.ctr.bm25_b)
-    if not force and is_up_to_date(out, "ranker", fcfg, inputs):
-        m = read_manifest(out, "ranker")
+    if not force and is_up_to_date(out, ctr_artifact.KIND, fcfg, inputs):
+        m = read_manifest(out, ctr_artifact.KIND)
         return Prepared(out, FeatureSpec.from_json((out / "spec.json").read_text()), pairs, m["counts"])
     events = load_table(inputs["events"], "events")
     history = load_table(inputs["history"], "history")
@@ -102,7 +103,7 @@ def prepare(cfg, force: bool = False) -> Prepared:
     ts = events.column("ts").to_numpy()
     train_idx = np.flatnonzero(train_mask)
     if train_idx.size == 0 or not test_mask.any():
-        raise ValueError(f"{where}: need rows with split=train and split=test; got {train_idx.size} train, {int(test_mask.sum())} test")
+        raise InputError(f"{where}: need rows with split=train and split=test; got {train_idx.size} train, {int(test_mask.sum())} test")
     cut = np.quantile(ts[train_idx], 1.0 - cfg.ctr.valid_share) if cfg.ctr.valid_share > 0 else np.inf
     valid_idx = train_idx[ts[train_idx] >= cut]
     fit_idx = train_idx[ts[train_idx] < cut]
@@ -143,7 +144,7 @@ def prepare(cfg, force: bool = False) -> Prepared:
         save_file(beh, str(tmp / BEHAVIOUR_FILE))
         save_file(pair_item_inputs([t for t in (events, cf) if t is not None], spec, pairs), str(tmp / ITEM_FILE))
         (tmp / "spec.json").write_text(spec.to_json())
-        write_manifest(tmp, kind="ranker", stage="ctr_finetune", config=fcfg, inputs=inputs, counts=counts, role="features")
+        write_manifest(tmp, kind=ctr_artifact.KIND, stage=ctr_artifact.STAGE, config=fcfg, inputs=inputs, counts=counts, role="features")
     log.info("ranker features: %s", counts)
     return Prepared(out, spec, pairs, counts)
 
@@ -187,7 +188,7 @@ def student_dir(cfg) -> Path:
 def text_cache(cfg, prepared: Prepared, source: str) -> dict[str, torch.Tensor]:
     """Tokens + cached embeddings of every pair and query from the student (``source`` = distilled
     or random); computed once per student version and stored next to the features."""
-    from llm2ctr.ctr_finetune.text import text_tensors
+    from llm2ctr.ctr.text import text_tensors
     from llm2ctr.student.artifact import load_encoder
 
     folder = student_dir(cfg)

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm2ctr.ctr_finetune.base import N_LEVELS
-from llm2ctr.ctr_finetune.inputs import mlp
+from llm2ctr.ctr.base import N_LEVELS
+from llm2ctr.ctr.inputs import mlp
 
 
 class RslModule(nn.Module):

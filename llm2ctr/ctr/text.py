@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from llm2ctr.ctr_finetune.features import PairFeatures
+from llm2ctr.ctr.features import PairFeatures
 
 
 def tokenize_pairs(tokenizer, queries: list[str], items: list[str], max_length: int) -> dict[str, torch.Tensor]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llm2ctr.ctr_finetune.attention import TargetAttention
-from llm2ctr.ctr_finetune.features import FeatureSpec
-from llm2ctr.ctr_finetune.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs, mlp
-from llm2ctr.ctr_finetune.prectr import PrectrV2
-from llm2ctr.ctr_finetune.qformer import LongHistoryTower
-from llm2ctr.ctr_finetune.qin import QIN
-from llm2ctr.ctr_finetune.registry import DEFAULT_SUITE, REGISTRY, ModelSpec, get_spec
+from llm2ctr.ctr.attention import TargetAttention
+from llm2ctr.ctr.features import FeatureSpec
+from llm2ctr.ctr.inputs import PairContext, SparseEmbedding, dense_dim, dense_inputs, mlp
+from llm2ctr.ctr.prectr import PrectrV2
+from llm2ctr.ctr.qformer import LongHistoryTower
+from llm2ctr.ctr.qin import QIN
+from llm2ctr.ctr.registry import DEFAULT_SUITE, REGISTRY, ModelSpec, get_spec
 from llm2ctr.errors import ArtifactError
 
 __all__ = ["DEFAULT_SUITE", "REGISTRY", "ModelSpec", "build_model", "get_spec"]

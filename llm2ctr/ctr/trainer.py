@@ -26,13 +26,13 @@ from accelerate import Accelerator
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from llm2ctr.ctr_finetune.baselines import ModelSpec
-from llm2ctr.ctr_finetune.debias import debias_loss
-from llm2ctr.ctr_finetune.features import FeatureReader
-from llm2ctr.ctr_finetune.hccp import hccp_loss
-from llm2ctr.ctr_finetune.registry import debias_method
-from llm2ctr.ctr_finetune.rsl import rsl_loss
-from llm2ctr.ctr_finetune.schedule import (
+from llm2ctr.ctr.baselines import ModelSpec
+from llm2ctr.ctr.debias import debias_loss
+from llm2ctr.ctr.features import FeatureReader
+from llm2ctr.ctr.hccp import hccp_loss
+from llm2ctr.ctr.registry import debias_method
+from llm2ctr.ctr.rsl import rsl_loss
+from llm2ctr.ctr.schedule import (
     EarlyStopping,
     LrSchedule,
     check_options,

@@ -15,7 +15,7 @@ negative weight b_i and multiplicity r_i (labels: a = y, b = 1 - y; truth: a = p
 over ordered pairs including i == j: scikit-learn's ``roc_auc_score`` on the data set holding each
 row once as a positive (sample_weight r a) and once as a negative (weight r b). GAUC averages the
 per-group AUC weighted by n_g = sum of r over the group, over groups with both totals > 0: for 0/1
-labels and unit weights it is :func:`llm2ctr.ctr_finetune.metrics.gauc`.
+labels and unit weights it is :func:`llm2ctr.ctr.metrics.gauc`.
 
 Conventions follow ``metrics.py``: ``nan`` when a value is undefined (no positive or no negative
 weight, a resample without clicks); bad input raises a ValueError naming the argument and row.
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from llm2ctr.ctr_finetune.metrics import check_scores
+from llm2ctr.ctr.metrics import check_scores
 
 __all__ = [
     "SortedScores",

@@ -3,9 +3,9 @@
 Layout::
 
     ctr/features/<set>.arrow   the ranker's inputs (prepare.py): train, valid, test (exposed),
-                               cf_test (all candidates), ...; manifest kind "ranker"
+                               cf_test (all candidates), ...; manifest kind "ctr"
     ctr/work/<model>/          checkpoints + train_log.jsonl of a run in progress (a killed run resumes)
-    ctr/models/<model>/        one trained model, manifest kind "ranker" (summary in the manifest):
+    ctr/models/<model>/        one trained model, manifest kind "ctr" (summary in the manifest):
                                model.safetensors, model.json (config, feature spec, temperature),
                                pred_<set>.npz ("logit" per row of features/<set>.arrow), train_log.jsonl
     ctr/eval/results.json      metrics per model x eval set x segment
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
     from llm2ctr.config import Config
 
-STAGE = "ctr_finetune"
-KIND = "ranker"  # features/ and every models/<model>/
+STAGE = "ctr"
+KIND = "ctr"  # features/ and every models/<model>/
 REPORT_KIND = "report"
 DIR = "ctr"
 # the folders relative to the workdir (how the pipeline names its inputs and outputs)
@@ -100,7 +100,7 @@ def trained_models(at: Path) -> list[str]:
 
 
 def load_model_manifest(folder: str | Path) -> dict[str, Any]:
-    """A trained model folder's manifest (kind "ranker" checked); ``["summary"]`` holds its training summary."""
+    """A trained model folder's manifest (kind "ctr" checked); ``["summary"]`` holds its training summary."""
     return read_manifest(folder, KIND)
 
 

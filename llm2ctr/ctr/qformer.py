@@ -23,8 +23,8 @@ import math
 import torch
 from torch import nn
 
-from llm2ctr.ctr_finetune.attention import TargetAttention
-from llm2ctr.ctr_finetune.long_history import last_behaviours
+from llm2ctr.ctr.attention import TargetAttention
+from llm2ctr.ctr.long_history import last_behaviours
 
 N_OUTCOMES = 10  # (click 0/1) x (level 0 = unknown, 1..4), as PRECTR-V2's SequenceEncoder
 N_RECENCY = 12  # log2 buckets: up to 2^11 behaviours back

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from llm2ctr.ctr_finetune.features import PairFeatures
+from llm2ctr.ctr.features import PairFeatures
 from llm2ctr.data.history import behaviour_mask, prior_behaviours
 
 BEHAVIOUR_FILE = "behaviours.safetensors"

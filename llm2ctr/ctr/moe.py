@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm2ctr.ctr_finetune.inputs import mlp
+from llm2ctr.ctr.inputs import mlp
 
 
 class MoEIncentive(nn.Module):

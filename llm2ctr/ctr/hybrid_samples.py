@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from llm2ctr.ctr_finetune.features import FeatureSpec, PairFeatures, hash_values
+from llm2ctr.ctr.features import FeatureSpec, PairFeatures, hash_values
 
 ITEM_FILE = "pair_items.safetensors"
 

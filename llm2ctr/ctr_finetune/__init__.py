@@ -1,1 +1,0 @@
-"""ctr_finetune stage."""
