@@ -9,6 +9,10 @@ to reuse trained models), runs the study in a subprocess, and writes
 model table. Like demo_teacher_resume.py it is collected by run_all.py, never run by it.
 
     .venv/bin/python benchmarks/demo_ctr_study.py --workdir runs/quickstart --tag quickstart
+
+The tables in results/ctr_study-quickstart.md were made on the 600-query, 10,000-request world,
+the quickstart's until 2026-12-03; that world is now ``--config configs/quickstart-full.yaml
+--workdir runs/quickstart-full``.
 """
 
 from __future__ import annotations
