@@ -23,7 +23,7 @@ from llm2ctr.data.config import ImportConfig
 from llm2ctr.data.labels import SCALES, LabelConfigError, check_label_options, parse_label_map
 from llm2ctr.data.readers import FORMATS, RawData, read_source
 from llm2ctr.data.splits import PAIR_METHODS, assign_pair_splits, split_counts
-from llm2ctr.data.validate import Validated, parse_column_map, resolve_columns, summarize, validate
+from llm2ctr.data.validate import Validated, issues_summary, parse_column_map, resolve_columns, validate
 from llm2ctr.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def run_import(
             else:
                 advice = ("nothing was written." + tail + " Fix the file, or pass --on-bad-rows skip to import "
                           "the good rows and list the bad ones in a rejects file (--rejects FILE).")
-            raise BadRowsError(f"{summarize(raw, checked.issues)}\n{advice}")
+            raise BadRowsError(f"{issues_summary(raw, checked.issues)}\n{advice}")
         log.warning("%s: skipped %d bad rows (%s); listed in %s", raw.path, checked.rejected,
                     ", ".join(f"{k}: {v}" for k, v in by_reason.items()), rejects)
     if checked.table.num_rows == 0:
@@ -147,7 +147,7 @@ def run_import(
     counts = {k: summary[k] for k in ("rows_read", "kept", "rejected", "duplicates_collapsed", "unlabelled",
                                       "category_defaulted")}
     counts.update({f"rejected_{k}": v for k, v in by_reason.items()})
-    save_table(table, out, cfg, summary, counts)
+    write_imported_pairs(table, out, cfg, summary, counts)
     summary["out"] = str(out)
     log.info("%s: imported %d pairs (read %d, rejected %d, duplicates collapsed %d) -> %s", raw.path,
              table.num_rows, checked.rows_read, checked.rejected, checked.duplicates_collapsed, out)
@@ -178,10 +178,10 @@ def _queries_in_several_splits(table: pa.Table) -> int:
     return int(pc.sum(pc.greater(grouped.column("split_count_distinct"), 1)).as_py() or 0)
 
 
-def save_table(table: pa.Table, out: Path, cfg: Config, summary: dict, counts: dict[str, int]) -> None:
-    from llm2ctr.data.store import save_table as store_save
+def write_imported_pairs(table: pa.Table, out: Path, cfg: Config, summary: dict, counts: dict[str, int]) -> None:
+    from llm2ctr.data.store import save_table
 
-    store_save(
+    save_table(
         table, out, kind="pairs", stage="data.import",
         config={"ingest": dataclasses.asdict(cfg.data.ingest), "split": dataclasses.asdict(cfg.data.split),
                 "seed": cfg.seed},

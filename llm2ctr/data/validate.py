@@ -351,7 +351,7 @@ def row_note(raw: RawData) -> str:
     return "row = 1-based row of the table"
 
 
-def summarize(raw: RawData, issues: pd.DataFrame, examples: int = 5) -> str:
+def issues_summary(raw: RawData, issues: pd.DataFrame, examples: int = 5) -> str:
     """Count per reason plus the first ``examples`` of each, every one naming file, row, column, value."""
     if issues.empty:
         return f"{raw.path}: no bad rows"

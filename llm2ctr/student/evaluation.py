@@ -31,11 +31,11 @@ SPLITS = ("all", "seen", "unseen")
 
 
 @torch.no_grad()
-def predict(model: Student, data: PairArrays, batch_size: int = 512) -> dict[str, np.ndarray]:
+def student_outputs(model: Student, data: PairArrays, batch_size: int = 512) -> dict[str, np.ndarray]:
     """Pooled vectors, relevance logits and teacher-space projections for every row."""
     model.eval()
     pooled, logits, proj = [], [], []
-    for s in tqdm(range(0, len(data), batch_size), desc="predict", leave=False, disable=len(data) < 20000):
+    for s in tqdm(range(0, len(data), batch_size), desc="student outputs", leave=False, disable=len(data) < 20000):
         b = data.batch(np.arange(s, min(s + batch_size, len(data))))
         out = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"])
         pooled.append(out.pooled.float().numpy())
@@ -131,15 +131,15 @@ def evaluate_student(model: Student, held: HeldOut, variant: str, seed: int, dat
     argmax; the probe gets the table's rule like every other probe.
     """
     res: dict[str, Any] = {"model": f"student {variant}", "variant": variant, "seed": seed}
-    out_test = predict(model, held.test)
+    out_test = student_outputs(model, held.test)
     if variant_terms(variant) & {"sft", "kd"}:
         res["head"] = by_split(held.test.labels, out_test["logits"].argmax(1), held.masks)
     cache = {id(held.test): out_test["pooled"]}
-    res["probe"] = held.probe(lambda d: cache[id(d)] if id(d) in cache else predict(model, d)["pooled"], seed)
+    res["probe"] = held.probe(lambda d: cache[id(d)] if id(d) in cache else student_outputs(model, d)["pooled"], seed)
     # cosine on every test row with a teacher vector (labelled or not)
     test_all = data.subset((data.splits == "test") & data.has_teacher)
     masks = split_masks(held.train.queries, test_all.queries)
-    proj = predict(model, test_all)["projection"] if len(test_all) else np.zeros((0, model.teacher_dim))
+    proj = student_outputs(model, test_all)["projection"] if len(test_all) else np.zeros((0, model.teacher_dim))
     res["cosine"] = {s: teacher_agreement(proj[m], test_all.teacher[m]) for s, m in masks.items() if m.any()}
     return res
 

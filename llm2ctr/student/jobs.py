@@ -193,13 +193,13 @@ def attach_soft_labels(data: PairArrays, sc: StudentConfig) -> dict[str, Any]:
 def apply_decision_rule(model, valid: PairArrays, sc: StudentConfig) -> dict[str, Any]:
     """Tune per-class offsets on validation macro-F1 and add them to the classifier bias; warn on collapse."""
     from llm2ctr.student.decision import head_collapse, macro_f1, tune_class_offsets
-    from llm2ctr.student.evaluation import predict
+    from llm2ctr.student.evaluation import student_outputs
 
     lab = valid.labels >= 0
     info: dict[str, Any] = {"rule": "argmax", "valid_rows": int(lab.sum())}
     if not lab.any():
         return info
-    logits = predict(model, valid.subset(lab))["logits"]
+    logits = student_outputs(model, valid.subset(lab))["logits"]
     y = valid.labels[lab]
     info["valid_macro_f1_argmax"] = round(macro_f1(y, logits.argmax(1)), 4)
     if sc.decision_rule == "tuned":

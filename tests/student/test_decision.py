@@ -43,7 +43,7 @@ def test_tuned_rule_lives_in_the_exported_classifier_bias(world, tmp_path, caplo
     from transformers import AutoModelForSequenceClassification
 
     from llm2ctr.student.artifact import load_student
-    from llm2ctr.student.evaluation import predict
+    from llm2ctr.student.evaluation import student_outputs
     from llm2ctr.student.jobs import load_training_data, run_train
 
     wd = tmp_path / "w"
@@ -56,7 +56,7 @@ def test_tuned_rule_lives_in_the_exported_classifier_bias(world, tmp_path, caplo
     stock = AutoModelForSequenceClassification.from_pretrained(cfg.stage_dir("student", "model"), subfolder="relevance")
     data, _, _ = load_training_data(cfg, tok)
     valid = data.subset((data.splits == "valid") & (data.labels >= 0))
-    logits = predict(model, valid)["logits"]
+    logits = student_outputs(model, valid)["logits"]
     assert macro_f1(valid.labels, logits.argmax(1)) == rule["valid_macro_f1"]
     assert rule["valid_macro_f1"] >= rule["valid_macro_f1_argmax"]
     b = valid.batch(np.arange(len(valid)))

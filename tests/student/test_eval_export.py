@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from llm2ctr.artifacts import read_manifest
 from llm2ctr.student.artifact import load_student
-from llm2ctr.student.evaluation import classification_metrics, linear_probe, predict
+from llm2ctr.student.evaluation import classification_metrics, linear_probe, student_outputs
 from llm2ctr.student.jobs import load_training_data, run_eval, run_export, run_train
 
 from .conftest import small_config
@@ -63,7 +63,7 @@ def test_eval_report_matches_independent_computation(trained):
     model, tok = load_student(cfg.stage_dir("student", "model"))
     data, _, _ = load_training_data(cfg, tok)
     test = data.subset((data.splits == "test") & (data.labels >= 0))
-    pred = predict(model, test)
+    pred = student_outputs(model, test)
     row = next(r for r in report["rows"] if r["model"] == "student sft+mse" and r["split"] == "all")
     y_hat = pred["logits"].argmax(1)
     assert row["accuracy_mean"] == pytest.approx(accuracy_score(test.labels, y_hat), abs=1e-4)
