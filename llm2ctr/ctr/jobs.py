@@ -36,8 +36,6 @@ def _hash_obj(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-
-
 _ENCODER_SOURCE = {"none": "none", "frozen": "distilled", "finetune": "distilled", "random": "random"}
 # rough cost order for longest-first scheduling: the encoder's backward pass dominates
 _ENCODER_COST = {"finetune": 0, "random": 0, "frozen": 1, "none": 2}
@@ -218,8 +216,8 @@ def run_train(cfg, models: list[str] | None = None, progress: bool = True) -> di
     if resolve_workers(cfg.workers) > 1 and budget <= 0:  # a time budget is spent model by model: serial
         warm_text_caches(cfg, prepared, names)
         jobs = longest_first([(cfg, n) for n in names], lambda job: get_spec(job[1]))
-        by_name = dict(zip([n for _, n in jobs], run_jobs(train_job, jobs, [n for _, n in jobs], cfg.workers,
-                                                          "train rankers"), strict=True))
+        results = run_jobs(train_job, jobs, [n for _, n in jobs], cfg.workers, "train rankers")
+        by_name = {n: r for (_, n), r in zip(jobs, results, strict=True)}
         done = {n: by_name[n] for n in names}
     else:
         contexts = TextContexts(cfg, prepared)

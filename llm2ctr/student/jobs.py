@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from tqdm.auto import tqdm
 
 from llm2ctr.artifacts import (
     ArtifactError,
@@ -285,39 +284,21 @@ def plain_teacher_dir(cfg: Config) -> Path:
     return plain_embeddings_dir(cfg)
 
 
-def eval_row(held: Any, data: PairArrays, sc: StudentConfig, kind: str, name: str, path: Path | None = None,
-             seed: int | None = None) -> dict[str, Any]:
-    """One row group of the distillation table: a lexical baseline, a teacher probe or one student
-    (``held``: the table's :class:`~llm2ctr.student.evaluation.HeldOut` rows of ``data``)."""
-    from llm2ctr.student.baselines import lexical_lr, tfidf_lr
-    from llm2ctr.student.data import join_teacher
-    from llm2ctr.student.evaluation import evaluate_student
-
-    if kind == "baseline":
-        fit = {"TF-IDF + LR": tfidf_lr, "BM25/overlap + LR": lexical_lr}[name]
-        texts = [(d.queries.tolist(), d.items.tolist()) for d in (held.train, held.valid, held.test)]
-        v_logits, t_logits = fit(texts[0], held.train.labels, texts[1], held.valid.labels, texts[2],
-                                 balanced=sc.class_weight == "balanced", seed=sc.seed)
-        return {"model": name, "metrics": held.score(v_logits, t_logits)}
-    if kind == "probe" and path is None:
-        return {"model": name, "metrics": held.probe(lambda d: d.teacher, sc.seed)}
-    if kind == "probe":
-        keys, vecs = load_teacher_stores([path])
-        joined = {id(p): join_teacher(p.pair_ids.tolist(), keys, vecs)[0] for p in (held.train, held.valid, held.test)}
-        return {"model": name, "metrics": held.probe(lambda d: joined[id(d)], sc.seed)}
-    model, _ = load_student(path)
-    return evaluate_student(model, held, name, int(seed), data)
-
-
 def run_eval(cfg: Config) -> dict[str, Any]:
     """The distillation table on the labelled test split: lexical baselines, teacher probes, students
-    (every variant and seed found), per split all / seen / unseen; writes student/eval.
-
-    The rows run one after another in this process on all its threads: in ``workers`` processes
-    they took longer (85 s vs 57 s for the quickstart's 10 rows on 2 cores; every worker
-    re-tokenizes the pairs, and the probes' solver uses both cores anyway)."""
+    (every variant and seed found), per split all / seen / unseen; writes student/eval. Serial, on
+    all threads: in ``workers`` processes the rows took longer (85 s vs 60 s on the quickstart; every
+    worker re-tokenized the pairs)."""
+    from llm2ctr.student.baselines import lexical_lr, tfidf_lr
     from llm2ctr.student.data import join_teacher
-    from llm2ctr.student.evaluation import HeldOut, aggregate, plot_rows, table_markdown, targets
+    from llm2ctr.student.evaluation import (
+        HeldOut,
+        aggregate,
+        evaluate_student,
+        plot_rows,
+        table_markdown,
+        targets,
+    )
 
     sc = cfg.student
     seeds = [sc.seed + k for k in range(max(1, sc.eval_seeds))]
@@ -331,24 +312,38 @@ def run_eval(cfg: Config) -> dict[str, Any]:
     if not len(held.test) or not len(held.train):
         raise ArtifactError(f"{cfg.stage_dir('data', 'pairs')}: the table needs labelled train and test pairs "
                             f"(train {len(held.train)}, test {len(held.test)})")
-    jobs: list[tuple] = [("baseline", name) for name in ("TF-IDF + LR", "BM25/overlap + LR")]
+    balanced = sc.class_weight == "balanced"
+
+    def texts(d: PairArrays) -> tuple[list[str], list[str]]:
+        return d.queries.tolist(), d.items.tolist()
+
+    runs: list[dict[str, Any]] = []
+    for name, fit in (("TF-IDF + LR", tfidf_lr), ("BM25/overlap + LR", lexical_lr)):
+        log.info("baseline %s", name)
+        v_logits, t_logits = fit(texts(held.train), held.train.labels, texts(held.valid), held.valid.labels,
+                                 texts(held.test), balanced=balanced, seed=sc.seed)
+        runs.append({"model": name, "metrics": held.score(v_logits, t_logits)})
     notes = []
     parts = (held.train, held.valid, held.test)
     if all(p.has_teacher.all() for p in parts):
-        jobs.append(("probe", "teacher probe (RAG prompt)"))
+        runs.append({"model": "teacher probe (RAG prompt)", "metrics": held.probe(lambda d: d.teacher, sc.seed)})
     else:
         notes.append("teacher probe (RAG prompt) left out: some labelled pairs have no teacher vector")
     plain = plain_teacher_dir(cfg)
     if (plain / "manifest.json").is_file():
         keys, vecs = load_teacher_stores([plain])
-        if all(join_teacher(p.pair_ids.tolist(), keys, vecs)[1].all() for p in parts):
-            jobs.append(("probe", "teacher probe (plain pair)", plain))
+        joined = {id(p): join_teacher(p.pair_ids.tolist(), keys, vecs) for p in parts}
+        if all(has.all() for _, has in joined.values()):
+            runs.append({"model": "teacher probe (plain pair)",
+                         "metrics": held.probe(lambda d: joined[id(d)][0], sc.seed)})
         else:
             notes.append(f"teacher probe (plain pair) left out: {plain} lacks some labelled pairs")
     else:
         notes.append(f"teacher probe (plain pair) left out: no {plain} (pipeline stage teacher_plain)")
-    jobs += [("student", v, p, s) for v, s, p in found]
-    runs = [eval_row(held, data, sc, *job) for job in tqdm(jobs, desc="evaluate", unit="row")]
+    for variant, seed, path in found:
+        log.info("student %s seed %d", variant, seed)
+        model, _ = load_student(path)
+        runs.append(evaluate_student(model, held, variant, seed, data))
     rows = aggregate(runs)
     verdict = targets(rows, sc.variant)
     table = table_markdown(rows, verdict) + "".join(f"\n{n}.\n" for n in notes)
